@@ -1,0 +1,5 @@
+import sys
+
+from chatd.server import main
+
+sys.exit(main())

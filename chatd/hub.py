@@ -1,0 +1,179 @@
+"""Live delivery on this process: rooms -> sessions, presence, ordered fan-out.
+
+Every new-message event passes a per-room sequencer: message ids are dense
+per room, so the hub delivers id L+1 after L and never twice. An id that
+arrives early (another process published first, or the broker lost some
+events) waits briefly, then the missing ids are read from the database.
+The same rule makes local and remote delivery idempotent, so a message is
+delivered locally at once and published for the other processes after.
+
+Sessions are duck-typed: `username`, `push(room_pk, seq, frame)` and
+`end(code, reason)`.
+"""
+import collections
+import json
+import logging
+
+import gevent
+
+from . import store, wsproto
+
+log = logging.getLogger("chatd.hub")
+REPAIR_GRACE = 0.05  # seconds an early id waits for the ones before it
+
+
+def encode(event):
+    """JSON text frame for an event: built once, written to every recipient."""
+    payload = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return wsproto.encode_frame(payload)
+
+
+class RoomLive:
+    __slots__ = ("pk", "sessions", "last_seq", "pending", "repairing", "users")
+
+    def __init__(self, pk, last_seq):
+        self.pk = pk
+        self.sessions = set()
+        self.last_seq = last_seq
+        self.pending = {}  # seq -> frame, ids that came early
+        self.repairing = False
+        self.users = collections.Counter()  # username -> local sessions joined
+
+
+class Hub:
+    def __init__(self, broker, fetch_events, room_last_seq, stats=None):
+        """fetch_events(room_pk, after, upto) and room_last_seq(room_pk) read the database."""
+        self.broker = broker
+        self.fetch_events = fetch_events
+        self.room_last_seq = room_last_seq
+        self.rooms = {}
+        self.stats = stats
+        broker.start(self.on_remote)
+
+    # -- messages -------------------------------------------------------------
+    def message_stored(self, room_pk, event):
+        """A message this process committed: deliver here, then tell the others."""
+        self._sequenced(room_pk, event["id"], event)
+        self.broker.publish({"kind": "message", "room": room_pk, "event": event})
+
+    def _sequenced(self, room_pk, seq, event, frame=None):
+        room = self.rooms.get(room_pk)
+        if room is None or seq <= room.last_seq:
+            return
+        frame = frame or encode(event)
+        if seq != room.last_seq + 1:
+            room.pending[seq] = frame
+            if not room.repairing:
+                room.repairing = True
+                gevent.spawn_later(REPAIR_GRACE, self._repair, room_pk, room)
+            return
+        self._fan_out(room, seq, frame)
+        while room.pending:
+            frame = room.pending.pop(room.last_seq + 1, None)
+            if frame is None:
+                break
+            self._fan_out(room, room.last_seq + 1, frame)
+
+    def _fan_out(self, room, seq, frame):
+        room.last_seq = seq
+        for session in tuple(room.sessions):
+            session.push(room.pk, seq, frame)
+        if self.stats:
+            self.stats.delivered(len(room.sessions))
+
+    def _repair(self, room_pk, room):
+        """Fill the gap before the earliest waiting id from the database."""
+        try:
+            while room.pending and self.rooms.get(room_pk) is room:
+                first_waiting = min(room.pending)
+                if first_waiting == room.last_seq + 1:
+                    self._sequenced(room_pk, first_waiting, None, room.pending.pop(first_waiting))
+                    continue
+                events = self.fetch_events(room_pk, room.last_seq, first_waiting - 1)
+                for event in events:
+                    self._sequenced(room_pk, event["id"], event)
+                if room.pending and min(room.pending) != room.last_seq + 1:
+                    # The missing ids are gone (purged with the room's history).
+                    room.last_seq = min(room.pending) - 1
+        except Exception:  # the database is away: the next early id retries
+            log.exception("gap repair in room %d failed", room_pk)
+        finally:
+            room.repairing = False
+
+    def resync(self):
+        """After the broker was away: deliver what other processes stored meanwhile."""
+        for room_pk, room in list(self.rooms.items()):
+            for event in self.fetch_events(room_pk, room.last_seq, None):
+                self._sequenced(room_pk, event["id"], event)
+
+    # -- other room events (not stored, not sequenced) ------------------------
+    def broadcast(self, room_pk, event, exclude_user=None):
+        self._local(room_pk, encode(event), exclude_user)
+        self.broker.publish({"kind": "room", "room": room_pk, "event": event,
+                             "exclude": exclude_user})
+
+    def _local(self, room_pk, frame, exclude_user=None):
+        room = self.rooms.get(room_pk)
+        if room is None:
+            return
+        for session in tuple(room.sessions):
+            if session.username != exclude_user:
+                session.push(room_pk, None, frame)
+
+    def on_remote(self, message):
+        """An event published by another process."""
+        kind = message.get("kind")
+        if kind == "message":
+            event = message["event"]
+            self._sequenced(message["room"], event["id"], event)
+        elif kind == "room":
+            self._local(message["room"], encode(message["event"]), message.get("exclude"))
+        elif kind == "resync":
+            self.resync()
+
+    # -- subscriptions and presence -------------------------------------------
+    def subscribe(self, session, room_pk):
+        """Add a session to a room; returns the RoomLive (its last_seq is the replay bound)."""
+        room = self.rooms.get(room_pk)
+        if room is None:
+            room = self.rooms[room_pk] = RoomLive(room_pk, self.room_last_seq(room_pk))
+        if session in room.sessions:
+            return room
+        room.sessions.add(session)
+        room.users[session.username] += 1
+        if room.users[session.username] == 1 and \
+                self.broker.presence_join(room_pk, session.username):
+            self.broadcast(room_pk, {"action": "user-joined", "username": session.username,
+                                     "roomId": store.room_key(room_pk)},
+                           exclude_user=session.username)
+        return room
+
+    def online(self, room_pk):
+        return self.broker.online(room_pk)
+
+    def unsubscribe(self, session, room_pk):
+        room = self.rooms.get(room_pk)
+        if room is None or session not in room.sessions:
+            return
+        room.sessions.discard(session)
+        room.users[session.username] -= 1
+        if room.users[session.username] <= 0:
+            del room.users[session.username]
+            if self.broker.presence_leave(room_pk, session.username):
+                self.broadcast(room_pk, {"action": "user-left", "username": session.username,
+                                         "roomId": store.room_key(room_pk)},
+                               exclude_user=session.username)
+        if not room.sessions:
+            del self.rooms[room_pk]
+
+    def close_room(self, room_pk):
+        """The room is gone: forget it without presence events; returns its sessions."""
+        room = self.rooms.pop(room_pk, None)
+        if room is None:
+            return ()
+        for username in room.users:
+            self.broker.presence_leave(room_pk, username)
+        return tuple(room.sessions)
+
+    def room_count(self):
+        return len(self.rooms)

@@ -1,0 +1,130 @@
+"""peewee models, bound late to the database named by a URL.
+
+Times are integer milliseconds since the epoch (UTC): compact, sortable and
+the same on every engine; transports render them as RFC 3339.
+Message.seq is the public message id: dense per room (1, 2, 3...), taken
+from Room.last_seq inside the inserting transaction, so a room's messages
+commit in id order on every engine and a gap is visible to any reader.
+"""
+import contextlib
+from urllib.parse import urlparse, unquote
+
+import peewee as pw
+
+proxy = pw.DatabaseProxy()
+SCHEMA_VERSION = 1
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = proxy
+
+
+class User(BaseModel):
+    username = pw.CharField(max_length=32)
+    username_key = pw.CharField(max_length=32, unique=True)  # lower-cased
+    password_hash = pw.CharField(max_length=255, null=True)
+    created_at = pw.BigIntegerField()
+    disabled = pw.BooleanField(default=False)
+
+
+class Token(BaseModel):
+    token_hash = pw.CharField(max_length=64, unique=True)  # sha256 hex
+    user = pw.ForeignKeyField(User, on_delete="CASCADE", index=True)
+    created_at = pw.BigIntegerField()
+    expires_at = pw.BigIntegerField()
+
+
+class Room(BaseModel):
+    name = pw.CharField(max_length=64)
+    name_key = pw.CharField(max_length=64, unique=True)  # case-folded
+    created_by = pw.ForeignKeyField(User, null=True, on_delete="SET NULL")
+    created_at = pw.BigIntegerField()
+    last_seq = pw.BigIntegerField(default=0)
+
+
+class Membership(BaseModel):
+    user = pw.ForeignKeyField(User, on_delete="CASCADE")
+    room = pw.ForeignKeyField(Room, on_delete="CASCADE", index=True)
+    joined_at = pw.BigIntegerField()
+
+    class Meta:
+        indexes = ((("user", "room"), True),)
+
+
+class Message(BaseModel):
+    room = pw.ForeignKeyField(Room, on_delete="CASCADE", index=False)
+    seq = pw.BigIntegerField()
+    sender = pw.ForeignKeyField(User, null=True, on_delete="SET NULL", index=False)
+    text = pw.TextField()
+    created_at = pw.BigIntegerField()
+    client_msg_id = pw.CharField(max_length=64, null=True)
+
+    class Meta:
+        # (room, seq) serves every history page and gap repair; the second
+        # makes a clientMsgId retry a unique-index hit, not a check-then-insert.
+        indexes = (
+            (("room", "seq"), True),
+            (("room", "sender", "client_msg_id"), True),
+        )
+
+
+class ControlEvent(BaseModel):
+    """Changes made by one process that every chatd must act on (see hub)."""
+    kind = pw.CharField(max_length=32)
+    payload = pw.TextField()
+    created_at = pw.BigIntegerField()
+
+
+class SchemaVersion(BaseModel):
+    version = pw.IntegerField()
+
+
+MODELS = [User, Token, Room, Membership, Message, ControlEvent, SchemaVersion]
+
+
+def open_database(url, pool_size=10):
+    """A peewee database for sqlite:///path or postgresql://user@host/db."""
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        path = unquote(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else ""
+        if not path:
+            raise ValueError("database URL %r: expected sqlite:///path" % url)
+        # One connection shared by every greenlet: sqlite3 never yields to
+        # gevent, so a transaction runs start to end without interleaving.
+        return pw.SqliteDatabase(
+            path, thread_safe=False, check_same_thread=False, timeout=0.2,
+            pragmas={"journal_mode": "wal", "synchronous": "normal",
+                     "foreign_keys": 1, "busy_timeout": 200})
+    if parsed.scheme in ("postgres", "postgresql"):
+        from playhouse.pool import PooledPostgresqlDatabase
+        return PooledPostgresqlDatabase(
+            parsed.path.lstrip("/"), user=unquote(parsed.username or "") or None,
+            password=unquote(parsed.password or "") or None,
+            host=parsed.hostname or None, port=parsed.port,
+            max_connections=pool_size, stale_timeout=300, timeout=10)
+    raise ValueError("database URL %r: scheme must be sqlite or postgresql" % url)
+
+
+def session(database):
+    """A pooled connection for the duration of one operation (no-op on SQLite)."""
+    if hasattr(database, "_in_use"):  # playhouse.pool: give the connection back after
+        return database.connection_context()
+    return contextlib.nullcontext()
+
+
+def bind(database):
+    proxy.initialize(database)
+    return database
+
+
+def migrate():
+    """Create or upgrade the schema in place; safe to run concurrently with readers."""
+    with proxy.atomic():
+        proxy.create_tables(MODELS, safe=True)
+        row = SchemaVersion.select().first()
+        if row is None:
+            SchemaVersion.create(version=SCHEMA_VERSION)
+        elif row.version > SCHEMA_VERSION:
+            raise RuntimeError("database schema %d is newer than this chatd (%d)"
+                               % (row.version, SCHEMA_VERSION))

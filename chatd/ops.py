@@ -1,0 +1,332 @@
+"""Every domain operation, called alike by HTTP, WebSocket and chat-admin.
+
+Each validates, runs in one transaction, returns plain data and raises
+ChatError. Live delivery is not done here: `post_message` hands the stored
+event to `on_message` (the hub in chatd), and changes other processes must
+act on are written as ControlEvent rows in the same transaction.
+"""
+import functools
+import json
+import time
+
+import peewee as pw
+
+from . import auth, models, store, validate
+from .errors import (Conflict, Forbidden, NotFound, RateLimited, Unauthorized,
+                     Unavailable)
+from .models import ControlEvent, Membership, Message, Room, Token, User
+
+_RETRIES = 50  # x 0.1 s: how long a write waits for a locked SQLite file
+
+
+def transaction(fn):
+    """Run fn in one atomic() on a pooled connection, retrying while locked."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        db = models.proxy.obj
+        for attempt in range(_RETRIES):
+            try:
+                with models.session(db), db.atomic():
+                    return fn(*args, **kwargs)
+            except pw.OperationalError as exc:
+                if not _is_locked(exc) or attempt == _RETRIES - 1:
+                    raise Unavailable("The database is unavailable; try again.") from exc
+            except pw.InterfaceError as exc:
+                raise Unavailable("The database is unavailable; try again.") from exc
+            time.sleep(0.1)
+    return wrapper
+
+
+def _is_locked(exc):
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _user_key(name):
+    return name.lower()
+
+
+def _room_key(name):
+    return name.casefold()
+
+
+class Chat:
+    """The rules. `broker` holds counters shared across processes."""
+
+    def __init__(self, settings, passwords, broker, on_message=None):
+        self.settings = settings
+        self.passwords = passwords
+        self.broker = broker
+        self.on_message = on_message
+
+    # -- accounts -------------------------------------------------------------
+    def register(self, username, password):
+        if not self.settings.auth.open_registration:
+            raise Forbidden("Registration is closed on this server.")
+        return self.create_user(username, password)
+
+    def create_user(self, username, password, disabled=False):
+        validate.username(username)
+        hashed = self.passwords.hash(validate.password(password)) if password else None
+        return self._insert_user(username, hashed, disabled)
+
+    @transaction
+    def _insert_user(self, username, hashed, disabled):
+        try:
+            User.create(username=username, username_key=_user_key(username),
+                        password_hash=hashed, created_at=store.now_ms(), disabled=disabled)
+        except pw.IntegrityError:
+            raise Conflict("Username '%s' is already taken." % username)
+        return {"username": username}
+
+    def login(self, username, password, address):
+        """A new token, or Unauthorized the same way for any bad pair."""
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise Unauthorized("Invalid username or password.")
+        keys = ("login-user:" + _user_key(username)[:64], "login-addr:" + address)
+        self._check_login_throttle(keys)
+        user = self._find_user(username)
+        ok = self.passwords.verify(user.password_hash if user else None, password)
+        if not ok:
+            for key in keys:
+                self.broker.hit(key)
+            raise Unauthorized("Invalid username or password.")
+        if user.disabled:
+            raise Forbidden("This account is disabled.")
+        token, hashed = auth.new_token()
+        expires = self._store_token(user, hashed)
+        return {"token": token, "username": user.username, "expiresAt": store.iso(expires)}
+
+    def _check_login_throttle(self, keys):
+        limits = (self.settings.auth.login_failures_per_user,
+                  self.settings.auth.login_failures_per_address)
+        window = self.settings.auth.login_failure_window
+        for key, limit in zip(keys, limits):
+            if self.broker.count_recent(key, window) >= limit:
+                retry = max(1, int(window - self.broker.oldest_hit_age(key)) + 1)
+                raise RateLimited("Too many failed logins; try again later.", retry_after=retry)
+
+    @transaction
+    def _find_user(self, username):
+        return User.get_or_none(User.username_key == _user_key(username))
+
+    @transaction
+    def _store_token(self, user, hashed):
+        now = store.now_ms()
+        expires = now + self.settings.auth.token_ttl * 1000
+        Token.create(token_hash=hashed, user=user, created_at=now, expires_at=expires)
+        return expires
+
+    @transaction
+    def authenticate(self, token):
+        """The live user a bearer token belongs to, or Unauthorized."""
+        if not token:
+            raise Unauthorized("A token is required.")
+        row = (Token.select(Token, User).join(User)
+               .where(Token.token_hash == auth.token_hash(token)).first())
+        if row is None or row.expires_at <= store.now_ms() or row.user.disabled:
+            raise Unauthorized("The token is invalid or has expired.")
+        return row.user
+
+    @transaction
+    def logout(self, token):
+        hashed = auth.token_hash(token)
+        Token.delete().where(Token.token_hash == hashed).execute()
+        _control("token_revoked", token_hash=hashed)
+
+    @transaction
+    def me(self, user):
+        rooms = (Membership.select(Membership.room).where(Membership.user == user)
+                 .order_by(Membership.room).tuples())
+        return {"username": user.username, "createdAt": store.iso(user.created_at),
+                "rooms": [store.room_key(room) for (room,) in rooms]}
+
+    # -- operator actions on accounts ----------------------------------------
+    def set_password(self, username, password):
+        hashed = self.passwords.hash(validate.password(password))
+        self._update_user(username, password_hash=hashed)
+
+    def set_disabled(self, username, disabled):
+        self._update_user(username, disabled=disabled)
+
+    @transaction
+    def _update_user(self, username, **fields):
+        user = self._existing_user(username)
+        User.update(**fields).where(User.id == user.id).execute()
+        if fields.get("disabled", True):  # a new password or a disable ends sessions
+            Token.delete().where(Token.user == user.id).execute()
+            _control("user_sessions_end", username=user.username)
+
+    @transaction
+    def delete_user(self, username):
+        user = self._existing_user(username)
+        _control("user_sessions_end", username=user.username)
+        user.delete_instance()
+
+    def _existing_user(self, username):
+        user = User.get_or_none(User.username_key == _user_key(str(username)))
+        if user is None:
+            raise NotFound("No user named '%s'." % username)
+        return user
+
+    @transaction
+    def list_users(self):
+        rooms = pw.fn.COUNT(Membership.id)
+        query = (User.select(User, rooms.alias("room_count"))
+                 .join(Membership, pw.JOIN.LEFT_OUTER).group_by(User).order_by(User.username_key))
+        return [{"username": u.username, "createdAt": store.iso(u.created_at),
+                 "disabled": bool(u.disabled), "roomCount": u.room_count} for u in query]
+
+    # -- rooms ----------------------------------------------------------------
+    @transaction
+    def create_room(self, user, name):
+        name = validate.room_name(name)
+        try:
+            room = Room.create(name=name, name_key=_room_key(name), created_by=user,
+                               created_at=store.now_ms())
+        except pw.IntegrityError:
+            raise Conflict("Room name '%s' is already taken." % name)
+        Membership.create(user=user, room=room, joined_at=room.created_at)
+        return {"roomId": store.room_key(room.id), "roomName": room.name}
+
+    @transaction
+    def list_rooms(self):
+        members = (Membership.select(pw.fn.COUNT(Membership.id))
+                   .where(Membership.room == Room.id))
+        query = (Room.select(Room.id, Room.name, Room.created_at, User.username,
+                             members.alias("member_count"))
+                 .join(User, pw.JOIN.LEFT_OUTER, on=(Room.created_by == User.id))
+                 .order_by(Room.id).tuples())
+        return [{"roomId": store.room_key(pk), "roomName": name, "memberCount": count,
+                 "createdBy": creator, "createdAt": store.iso(created)}
+                for pk, name, created, creator, count in query]
+
+    @transaction
+    def join_room(self, user, room_id):
+        """Membership (joining twice is fine); returns the room's name."""
+        room = self._room(room_id)
+        (Membership.insert(user=user, room=room, joined_at=store.now_ms())
+         .on_conflict_ignore().execute())
+        return room.name
+
+    @transaction
+    def leave_room(self, user, room_id):
+        room = self._room(room_id)
+        Membership.delete().where((Membership.user == user) & (Membership.room == room)).execute()
+
+    def room_members(self, user, room_id):
+        room_pk, names = self._member_names(user, room_id)
+        online = set(self.broker.online(room_pk))  # may be a network call: outside the transaction
+        return [{"username": name, "online": name in online} for name in names]
+
+    @transaction
+    def _member_names(self, user, room_id):
+        room = self._member_room(user, room_id)
+        names = (User.select(User.username).join(Membership)
+                 .where(Membership.room == room).order_by(User.username_key).tuples())
+        return room.id, [name for (name,) in names]
+
+    @transaction
+    def delete_room(self, room_id):
+        room = self._room(room_id)
+        _control("room_deleted", room=room.id)
+        room.delete_instance()
+
+    def _room(self, room_id):
+        room = Room.get_or_none(Room.id == validate.room_id(room_id))
+        if room is None:
+            raise NotFound("No room %s." % room_id)
+        return room
+
+    def _member_room(self, user, room_id):
+        room = self._room(room_id)
+        if not Membership.select().where((Membership.user == user) &
+                                         (Membership.room == room)).exists():
+            raise Forbidden("You are not a member of %s." % room_id)
+        return room
+
+    # -- messages -------------------------------------------------------------
+    @transaction
+    def history(self, user, room_id, limit=50, before=None, after=None):
+        room = self._member_room(user, room_id)
+        events, more = store.history_page(room.id, limit, before, after)
+        for event in events:
+            del event["action"], event["roomId"]
+        return {"roomId": store.room_key(room.id), "messages": events, "hasMore": more}
+
+    @transaction
+    def messages_since(self, room_pk, since, upto):
+        return store.events_between(room_pk, since, upto)
+
+    @transaction
+    def room_last_seq(self, room_pk):
+        return Room.select(Room.last_seq).where(Room.id == room_pk).scalar() or 0
+
+    def check_rate(self, user):
+        limits = self.settings.limits
+        if not self.broker.take_token("rate:%d" % user.id, limits.messages_per_minute,
+                                      limits.message_burst):
+            raise RateLimited("Too many messages; slow down.", retry_after=1)
+
+    def post_message(self, user, room_pk, text, client_msg_id=None):
+        """Store one message and hand its event to live delivery: (event, is_new)."""
+        text = validate.message_text(text, self.settings.limits.max_message_chars)
+        client_msg_id = validate.client_msg_id(client_msg_id)
+        try:
+            event, new = self._store_message(user, room_pk, text, client_msg_id)
+        except pw.IntegrityError:  # a concurrent retry of this clientMsgId won: find it
+            event, new = self._store_message(user, room_pk, text, client_msg_id)
+        if new and self.on_message:
+            self.on_message(room_pk, event)
+        return event, new
+
+    @transaction
+    def _store_message(self, user, room_pk, text, client_msg_id):
+        if client_msg_id is not None:
+            old = store.message_by_client_id(room_pk, user.id, client_msg_id)
+            if old is not None:
+                return old, False
+        if not Membership.select().where((Membership.user == user.id) &
+                                         (Membership.room == room_pk)).exists():
+            raise Forbidden("You are not a member of %s." % store.room_key(room_pk))
+        seq = (Room.update(last_seq=Room.last_seq + 1).where(Room.id == room_pk)
+               .returning(Room.last_seq).tuples().execute())
+        seq = [row[0] for row in seq]
+        if not seq:
+            raise NotFound("No room %s." % store.room_key(room_pk))
+        now = store.now_ms()
+        Message.insert(room=room_pk, seq=seq[0], sender=user.id, text=text,
+                       created_at=now, client_msg_id=client_msg_id).execute()
+        return store.message_event(room_pk, seq[0], user.username, text, now,
+                                   client_msg_id), True
+
+    def ping(self):
+        """Whether the database answers."""
+        try:
+            self._select_one()
+            return True
+        except Exception:
+            return False
+
+    @transaction
+    def _select_one(self):
+        models.proxy.obj.execute_sql("SELECT 1")
+
+    # -- control events for other processes -----------------------------------
+    @transaction
+    def control_events_after(self, last_id):
+        rows = (ControlEvent.select().where(ControlEvent.id > last_id)
+                .order_by(ControlEvent.id).limit(1000))
+        return [(row.id, row.kind, json.loads(row.payload)) for row in rows]
+
+    @transaction
+    def last_control_event(self):
+        return ControlEvent.select(pw.fn.MAX(ControlEvent.id)).scalar() or 0
+
+    @transaction
+    def prune_control_events(self, older_than_ms):
+        ControlEvent.delete().where(ControlEvent.created_at < older_than_ms).execute()
+
+
+def _control(kind, **payload):
+    ControlEvent.create(kind=kind, payload=json.dumps(payload), created_at=store.now_ms())

@@ -1,0 +1,150 @@
+"""chatd: settings, database, app and server; signals. Run as `chatd` or `python -m chatd`."""
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+import gevent  # noqa: E402
+import gevent.event  # noqa: E402
+from gevent.pool import Pool  # noqa: E402
+from gevent.pywsgi import WSGIServer  # noqa: E402
+
+from . import auth, broker as brokers, config, http_api, models, ops, ws, wsproto  # noqa: E402
+from .hub import Hub  # noqa: E402
+
+log = logging.getLogger("chatd")
+CONTROL_POLL = 0.5  # seconds: how soon chat-admin's changes reach live sessions
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="chatd", description="The chatd chat server.")
+    parser.add_argument("--config", help="path to config.ini")
+    parser.add_argument("--host", help="address to listen on")
+    parser.add_argument("--port", help="port to listen on (0: any free port)")
+    parser.add_argument("--database", help="sqlite:///file.db or postgresql://user@host/db")
+    parser.add_argument("--broker", help="memory:// or redis://host:port/db")
+    return parser.parse_args(argv)
+
+
+def load_settings(args):
+    return config.load(args.config, overrides={
+        ("server", "host"): args.host, ("server", "port"): args.port,
+        ("database", "url"): args.database, ("broker", "url"): args.broker})
+
+
+def build_service(settings):
+    """Everything a chatd process holds, wired bottom-up."""
+    models.bind(models.open_database(settings.database.url, settings.database.pool_size))
+    models.migrate()
+    broker = brokers.open_broker(settings.broker.url)
+    chat = ops.Chat(settings, auth.Passwords(settings.auth.hash_threads), broker)
+    hub = Hub(broker, chat.messages_since, chat.room_last_seq)
+    chat.on_message = hub.message_stored
+    return SimpleNamespace(settings=settings, chat=chat, hub=hub, broker=broker,
+                           sessions=set())
+
+
+def watch_control_events(service):
+    """Act on changes other processes (chat-admin, other chatd) wrote to the database."""
+    last = service.chat.last_control_event()
+    while True:
+        gevent.sleep(CONTROL_POLL)
+        try:
+            events = service.chat.control_events_after(last)
+        except Exception:
+            continue  # the database is away; /healthz says so
+        for last, kind, payload in events:
+            apply_control_event(service, kind, payload)
+
+
+def apply_control_event(service, kind, payload):
+    if kind == "user_sessions_end":
+        name = payload["username"]
+        ws.end_sessions(service.sessions, lambda s: s.username == name, "session ended")
+    elif kind == "token_revoked":
+        hashed = payload["token_hash"]
+        ws.end_sessions(service.sessions, lambda s: s.token_hash == hashed, "logged out")
+    elif kind == "room_deleted":
+        for session in service.hub.close_room(payload["room"]):
+            session.room_deleted(payload["room"])
+
+
+def ws_gate(settings):
+    def gate(environ):
+        if environ.get("PATH_INFO") != "/chat":
+            return "404 Not Found", b'{"status":"error","error":"not_found","message":"No such route."}'
+        if not ws.origin_allowed(environ, settings.server.allowed_origins):
+            return "403 Forbidden", b'{"status":"error","error":"forbidden","message":"Origin not allowed."}'
+        return None
+    return gate
+
+
+def serve(settings):
+    service = build_service(settings)
+    app = http_api.RequestLog(http_api.build(service))
+    server = WSGIServer((settings.server.host, settings.server.port), app,
+                        handler_class=wsproto.Handler, log=None, error_log=None,
+                        spawn=Pool(settings.server.max_connections))
+    server.ws_gate = ws_gate(settings)
+    server.start()
+    host, port = server.address[:2]
+    log.info("listening on http://%s:%d", host if ":" not in host else "[%s]" % host, port)
+    notify_systemd("READY=1")
+    gevent.spawn(watch_control_events, service)
+    ws.Sweeper(service.sessions, settings)
+    stopping = gevent.event.Event()
+    gevent.signal_handler(signal.SIGTERM, stopping.set)
+    gevent.signal_handler(signal.SIGINT, stopping.set)
+    stopping.wait()
+    shutdown(server, service, settings)
+
+
+def shutdown(server, service, settings):
+    """Stop accepting, close sockets with 1001, let writes finish, then go."""
+    log.info("shutting down")
+    notify_systemd("STOPPING=1")
+    server.close()
+    for session in tuple(service.sessions):
+        session.conn.close(wsproto.CLOSE_GOING_AWAY, "server shutting down")
+    server.stop(timeout=settings.server.shutdown_timeout)
+    service.broker.stop()
+    models.proxy.obj.close()
+    log.info("stopped")
+
+
+def notify_systemd(state):
+    """sd_notify without libsystemd: one datagram to $NOTIFY_SOCKET."""
+    import os
+    import socket
+    path = os.environ.get("NOTIFY_SOCKET")
+    if not path:
+        return
+    if path.startswith("@"):
+        path = "\0" + path[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.sendto(state.encode(), path)
+        except OSError as exc:
+            log.warning("cannot notify systemd: %s", exc)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = load_settings(args)
+    except ValueError as exc:
+        print("chatd: %s" % exc, file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log.level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        serve(settings)
+    except (OSError, ValueError, RuntimeError) as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    return 0

@@ -1,0 +1,94 @@
+"""Field rules, each in one place; every failure names the field."""
+import re
+import unicodedata
+
+from .errors import BadRequest, PayloadTooLarge
+
+USERNAME_RE = re.compile(r"[A-Za-z0-9_.\-]{3,32}\Z")
+ROOM_ID_RE = re.compile(r"room_([1-9][0-9]{0,17})\Z")
+
+
+def has_control(text, allow_newlines=False):
+    for ch in text:
+        if unicodedata.category(ch) in ("Cc", "Cs") and not (allow_newlines and ch in "\n\t"):
+            return True
+    return False
+
+
+def string(body, field, required=True):
+    value = body.get(field)
+    if value is None:
+        if required:
+            raise BadRequest("Field '%s' is required." % field)
+        return None
+    if not isinstance(value, str):
+        raise BadRequest("Field '%s' must be a string." % field)
+    return value
+
+
+def username(value, field="username"):
+    if not isinstance(value, str) or not USERNAME_RE.match(value):
+        raise BadRequest("Field '%s' must be 3-32 characters of A-Z a-z 0-9 _ . -." % field)
+    return value
+
+
+def password(value, field="password"):
+    if not isinstance(value, str) or not 8 <= len(value) <= 1024:
+        raise BadRequest("Field '%s' must be 8-1024 characters." % field)
+    if has_control(value):
+        raise BadRequest("Field '%s' must not contain control characters." % field)
+    return value
+
+
+def room_name(value, field="roomName"):
+    if not isinstance(value, str):
+        raise BadRequest("Field '%s' must be a string." % field)
+    value = value.strip()
+    if not 1 <= len(value) <= 64:
+        raise BadRequest("Field '%s' must be 1-64 characters after trimming." % field)
+    if has_control(value):
+        raise BadRequest("Field '%s' must not contain control characters." % field)
+    return value
+
+
+def room_id(value, field="roomId"):
+    """'room_12' -> 12."""
+    match = ROOM_ID_RE.match(value) if isinstance(value, str) else None
+    if not match:
+        raise BadRequest("Field '%s' must be a room id like room_12." % field)
+    return int(match.group(1))
+
+
+def message_text(value, max_chars, field="message"):
+    if not isinstance(value, str):
+        raise BadRequest("Field '%s' must be a string." % field)
+    if not value.strip():
+        raise BadRequest("Field '%s' must not be empty." % field)
+    if len(value) > max_chars:
+        raise PayloadTooLarge("Field '%s' is over %d characters." % (field, max_chars))
+    if has_control(value, allow_newlines=True):
+        raise BadRequest("Field '%s' must not contain control characters." % field)
+    return value
+
+
+def client_msg_id(value, field="clientMsgId"):
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= 64 or has_control(value):
+        raise BadRequest("Field '%s' must be a string of 1-64 characters." % field)
+    return value
+
+
+def integer(value, field, low=None, high=None):
+    """A query-string or JSON integer within bounds."""
+    if isinstance(value, bool):
+        raise BadRequest("Field '%s' must be an integer." % field)
+    if isinstance(value, str):
+        if not re.fullmatch(r"-?[0-9]{1,18}", value):
+            raise BadRequest("Parameter '%s' must be an integer." % field)
+        value = int(value)
+    if not isinstance(value, int):
+        raise BadRequest("Field '%s' must be an integer." % field)
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise BadRequest("Field '%s' must be between %s and %s." % (field, low, high))
+    return value

@@ -1,0 +1,307 @@
+"""The WebSocket endpoint /chat: upgrade gate, authentication, dispatch.
+
+One Session per connection, driven by the connection's own greenlet (the
+one pywsgi spawned for it). Transport only: every rule is in ops, every
+live-delivery concern in hub, every frame concern in wsproto.
+"""
+import json
+import logging
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import gevent
+
+from . import errors, store, validate, wsproto
+from .auth import token_hash
+from .errors import ChatError, NotJoined
+from .hub import encode
+
+log = logging.getLogger("chatd.ws")
+
+REPLAY_BATCH = 500
+
+
+class RoomCursor:
+    """What this connection has been sent of one room."""
+    __slots__ = ("last", "stash")
+
+    def __init__(self):
+        self.last = 0
+        self.stash = []  # events that arrive while the join replays history
+
+
+class Session:
+    __slots__ = ("service", "conn", "user", "username", "token_hash", "rooms", "strikes")
+
+    def __init__(self, service, conn):
+        self.service = service
+        self.conn = conn
+        self.user = None
+        self.username = None
+        self.token_hash = None
+        self.rooms = {}  # room_pk -> RoomCursor
+        self.strikes = 0
+
+    # -- delivery (called by the hub) -----------------------------------------
+    def push(self, room_pk, seq, frame):
+        cursor = self.rooms.get(room_pk)
+        if cursor is None:
+            return
+        if cursor.stash is not None:
+            cursor.stash.append((seq, frame))
+        elif seq is None:
+            self.conn.send(frame)
+        elif seq > cursor.last:
+            cursor.last = seq
+            self.conn.send(frame)
+
+    def send(self, event):
+        self.conn.send(encode(event))
+
+    def error(self, exc, ref=None):
+        event = {"action": "error", "code": exc.code, "message": exc.message}
+        if ref is not None:
+            event["ref"] = ref
+        self.send(event)
+
+    def end(self, code, reason, error=None):
+        """Close from the server side, telling the client why first."""
+        if error is not None:
+            self.error(error)
+        self.conn.close(code, reason)
+
+    # -- authentication -------------------------------------------------------
+    def authenticate(self, token):
+        chat = self.service.chat
+        self.user = chat.authenticate(token)
+        self.username = self.user.username
+        self.token_hash = token_hash(token)
+
+    # -- the read loop --------------------------------------------------------
+    def run(self, upgrade_token):
+        if upgrade_token is not None:
+            try:
+                self.authenticate(upgrade_token)
+            except ChatError as exc:
+                self.end(wsproto.CLOSE_POLICY, "unauthorized", exc)
+        for opcode, payload in self.conn.messages():
+            if self.conn.closing:
+                continue  # the reader still drains until the peer's close
+            if opcode != wsproto.OP_TEXT:
+                self.error(errors.BadRequest("Binary frames are not supported; send JSON text."))
+                continue
+            self.handle(payload)
+
+    def handle(self, payload):
+        action = None
+        try:
+            body = _parse(payload)
+            action = body.get("action")
+            if not isinstance(action, str):
+                raise errors.BadRequest("Field 'action' is required and must be a string.")
+            if self.user is None and not self._first_message(body):
+                return
+            name = body.get("username")
+            if name is not None and (not isinstance(name, str) or
+                                     name.lower() != self.username.lower()):
+                raise errors.Forbidden("Field 'username' must be your own username.")
+            handler = ACTIONS.get(action)
+            if handler is None:
+                raise errors.BadRequest("Unknown action '%s'." % action[:64])
+            handler(self, body)
+        except ChatError as exc:
+            self.error(exc, action if isinstance(action, str) else None)
+        except Exception:
+            log.exception("websocket action %r failed for %s", action, self.username)
+            self.error(errors.Internal("Internal error."), action if isinstance(action, str) else None)
+
+    def _first_message(self, body):
+        """Authenticate from the first message; False if the connection is done."""
+        try:
+            token = body.get("token")
+            if not isinstance(token, str) or not token:
+                raise errors.Unauthorized("Authenticate first: send a token.")
+            self.authenticate(token)
+        except ChatError as exc:
+            if exc.code in ("unauthorized", "forbidden"):
+                self.end(wsproto.CLOSE_POLICY, "unauthorized", errors.Unauthorized(exc.message))
+                return False
+            raise
+        return True
+
+    # -- actions ---------------------------------------------------------------
+    def do_auth(self, body):
+        """Authentication alone (the token was taken by _first_message)."""
+        self.send({"action": "authenticated", "username": self.username})
+
+    def do_join(self, body):
+        room_id = validate.string(body, "roomId")
+        room_pk = validate.room_id(room_id)
+        since = body.get("since")
+        if since is not None:
+            since = validate.integer(since, "since", 0)
+        name = self.service.chat.join_room(self.user, room_id)
+        hub = self.service.hub
+        cursor = self.rooms[room_pk] = RoomCursor()
+        live = hub.subscribe(self, room_pk)
+        upto = live.last_seq
+        self.send({"action": "joined", "roomId": room_id,
+                   "message": "Welcome to %s!" % name, "members": hub.online(room_pk)})
+        cursor.last = upto
+        if since is not None:
+            self._replay(room_pk, since, upto)
+            cursor.last = max(since, upto)
+        stash, cursor.stash = cursor.stash, None
+        for seq, frame in stash:
+            self.push(room_pk, seq, frame)
+
+    def _replay(self, room_pk, after, upto):
+        """Stored messages after `after` up to `upto`, in batches the socket can take."""
+        while after < upto and not self.conn.closing:
+            events = self.service.chat.messages_since(room_pk, after, upto)
+            if not events:
+                break
+            self.conn.send(b"".join(encode(event) for event in events[:REPLAY_BATCH]))
+            after = events[min(len(events), REPLAY_BATCH) - 1]["id"]
+            self.conn.wait_drained()
+
+    def do_send_message(self, body):
+        room_pk = self._joined_room(body)
+        chat = self.service.chat
+        try:
+            chat.check_rate(self.user)
+        except errors.RateLimited:
+            self.strikes += 1
+            if self.strikes >= self.service.settings.limits.flood_strikes:
+                self.end(wsproto.CLOSE_POLICY, "flooding",
+                         errors.RateLimited("Too many messages; disconnected."))
+                return
+            raise
+        self.strikes = 0
+        event, new = chat.post_message(self.user, room_pk, body.get("message"),
+                                       body.get("clientMsgId"))
+        if not new:
+            self.send(event)  # a retry: only the sender hears it again
+
+    def do_leave(self, body):
+        room_pk = self._joined_room(body)
+        self.service.hub.unsubscribe(self, room_pk)
+        del self.rooms[room_pk]
+        self.send({"action": "left", "roomId": store.room_key(room_pk)})
+
+    def do_typing(self, body):
+        room_pk = self._joined_room(body)
+        self.service.hub.broadcast(room_pk, {"action": "user-typing", "username": self.username,
+                                             "roomId": store.room_key(room_pk)},
+                                   exclude_user=self.username)
+
+    def _joined_room(self, body):
+        room_pk = validate.room_id(validate.string(body, "roomId"))
+        if room_pk not in self.rooms:
+            raise NotJoined("Join %s on this connection first." % store.room_key(room_pk))
+        return room_pk
+
+    def drop(self):
+        for room_pk in list(self.rooms):
+            self.service.hub.unsubscribe(self, room_pk)
+        self.rooms.clear()
+
+    def room_deleted(self, room_pk):
+        if self.rooms.pop(room_pk, None) is not None:
+            self.send({"action": "room-deleted", "roomId": store.room_key(room_pk)})
+
+
+ACTIONS = {
+    "auth": Session.do_auth,
+    "join": Session.do_join,
+    "send-message": Session.do_send_message,
+    "leave": Session.do_leave,
+    "typing": Session.do_typing,
+}
+
+
+def serve(service, environ):
+    """The whole life of one /chat connection, on its own greenlet."""
+    limits = service.settings.websocket
+    conn = wsproto.take_over(environ, limits.max_frame_bytes, limits.send_queue,
+                             limits.write_timeout)
+    session = Session(service, conn)
+    service.sessions.add(session)
+    try:
+        session.run(upgrade_token(environ))
+    finally:
+        service.sessions.discard(session)
+        session.drop()
+        conn.finish()
+
+
+def end_sessions(sessions, match, reason):
+    """Close every session `match` selects (disabled user, revoked token)."""
+    for session in tuple(sessions):
+        if session.user is not None and match(session):
+            session.end(wsproto.CLOSE_POLICY, reason, errors.Unauthorized("Your session has ended."))
+
+
+def _parse(payload):
+    try:
+        body = json.loads(payload)
+    except (ValueError, RecursionError):
+        raise errors.BadRequest("The frame is not valid JSON.")
+    if not isinstance(body, dict):
+        raise errors.BadRequest("The frame must be a JSON object.")
+    return body
+
+
+def upgrade_token(environ):
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    values = parse_qs(environ.get("QUERY_STRING", "")).get("token")
+    return values[0] if values else None
+
+
+def origin_allowed(environ, allowed):
+    """Section 3's rule: no Origin is fine; else listed, '*', or same host:port."""
+    origin = environ.get("HTTP_ORIGIN")
+    if not origin:
+        return True
+    if "*" in allowed:
+        return True
+    if allowed:
+        return origin.rstrip("/") in {item.rstrip("/") for item in allowed}
+    host = environ.get("HTTP_HOST", "")
+    return urlsplit(origin).netloc.lower() == host.lower() and bool(host)
+
+
+class Sweeper:
+    """One greenlet for every connection's deadlines: auth, ping, idle."""
+
+    def __init__(self, sessions, settings):
+        self.sessions = sessions
+        self.settings = settings.websocket
+        self._greenlet = gevent.spawn(self._run)
+
+    def _run(self):
+        last_ping = time.monotonic()
+        while True:
+            gevent.sleep(min(1.0, self.settings.auth_timeout / 2))
+            now = time.monotonic()
+            ping = now - last_ping >= self.settings.ping_interval
+            if ping:
+                last_ping = now
+            for session in tuple(self.sessions):
+                self._check(session, now, ping)
+
+    def _check(self, session, now, ping):
+        conn = session.conn
+        if conn.closing:
+            if now - conn.last_seen > self.settings.write_timeout:
+                conn.abort()  # sent close long ago and the peer never answered
+            return
+        if session.user is None and now - conn.created > self.settings.auth_timeout:
+            session.end(wsproto.CLOSE_POLICY, "unauthorized",
+                        errors.Unauthorized("Authentication timed out."))
+        elif now - conn.last_seen > self.settings.idle_timeout:
+            conn.abort()
+        elif ping:
+            conn.send(wsproto.PING_FRAME)

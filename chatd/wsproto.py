@@ -1,0 +1,389 @@
+"""Our one wrapper of gevent-websocket (see shared/GEVENT-WEBSOCKET.md).
+
+The library does the HTTP upgrade; everything after the 101 is here:
+frames are read with limits checked from the header before any payload is
+read, close frames carry their code, and all writes to a socket go through
+one outgoing buffer so frames never interleave.
+
+Writes: `Connection.send(frame)` only appends to the connection's buffer and
+marks it dirty; one flusher greenlet per process writes each dirty buffer
+with a single non-blocking send (so every frame queued for a socket in one
+loop turn leaves in one syscall). What the kernel will not take at once is
+finished by a writer greenlet of that connection under a write deadline. A
+buffer past its bound means the peer does not read: it is cut off.
+"""
+import base64
+import binascii
+import socket
+import struct
+import time
+
+import gevent
+import gevent.event
+from geventwebsocket.handler import WebSocketHandler
+
+OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
+OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
+
+CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_PROTOCOL = 1000, 1001, 1002
+CLOSE_UNSUPPORTED, CLOSE_BAD_DATA, CLOSE_POLICY = 1003, 1007, 1008
+CLOSE_TOO_BIG, CLOSE_TRY_LATER = 1009, 1013
+
+# Peers vanish; these are expected, not errors.
+SOCKET_GONE = (ConnectionError, BrokenPipeError, socket.timeout, OSError)
+
+
+class CloseConnection(Exception):
+    """The peer broke the protocol: close with this code."""
+
+    def __init__(self, code, reason):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class PeerClosed(Exception):
+    """The peer sent a close frame or the TCP stream ended."""
+
+
+def encode_frame(payload, opcode=OP_TEXT):
+    """A whole unmasked server frame; the same bytes are valid on every socket."""
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x80 | opcode, n)
+    elif n < 65536:
+        header = struct.pack("!BBH", 0x80 | opcode, 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x80 | opcode, 127, n)
+    return header + payload
+
+
+def close_frame(code, reason=""):
+    return encode_frame(struct.pack("!H", code) + reason.encode("utf-8")[:120], OP_CLOSE)
+
+
+PING_FRAME = encode_frame(b"", OP_PING)
+
+
+def unmask(data, mask):
+    """XOR with the 4-byte mask, done on one big integer instead of per byte."""
+    n = len(data)
+    if not n:
+        return data
+    key = int.from_bytes((mask * (n // 4 + 1))[:n], "little")
+    return (int.from_bytes(data, "little") ^ key).to_bytes(n, "little")
+
+
+def _valid_close_code(code):
+    return code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014) \
+        or 3000 <= code <= 4999
+
+
+class FrameReader:
+    """Reads whole messages from a blocking `read(n)` with a size cap."""
+
+    def __init__(self, read, max_bytes):
+        self._read = read
+        self.max_bytes = max_bytes
+
+    def _exactly(self, n):
+        data = self._read(n)
+        if len(data) != n:
+            raise PeerClosed()
+        return data
+
+    def frame(self):
+        """One frame: (fin, opcode, payload). Limits are checked from the header."""
+        b1, b2 = self._exactly(2)
+        fin, rsv, opcode = b1 & 0x80, b1 & 0x70, b1 & 0x0F
+        masked, length = b2 & 0x80, b2 & 0x7F
+        if rsv:
+            raise CloseConnection(CLOSE_PROTOCOL, "reserved bits set")
+        if opcode not in (OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG):
+            raise CloseConnection(CLOSE_PROTOCOL, "unknown opcode")
+        if not masked:
+            raise CloseConnection(CLOSE_PROTOCOL, "client frames must be masked")
+        if opcode >= OP_CLOSE and (not fin or length > 125):
+            raise CloseConnection(CLOSE_PROTOCOL, "bad control frame")
+        if length == 126:
+            length = struct.unpack("!H", self._exactly(2))[0]
+        elif length == 127:
+            length = struct.unpack("!Q", self._exactly(8))[0]
+        if length > self.max_bytes:
+            raise CloseConnection(CLOSE_TOO_BIG, "frame too large")
+        mask = self._exactly(4)
+        return fin, opcode, unmask(self._exactly(length), mask)
+
+    def message(self, on_control):
+        """The next data message as (opcode, payload); control frames go to on_control."""
+        parts, first_opcode, size = [], None, 0
+        while True:
+            fin, opcode, payload = self.frame()
+            if opcode >= OP_CLOSE:
+                on_control(opcode, payload)
+                continue
+            if first_opcode is None:
+                if opcode == OP_CONT:
+                    raise CloseConnection(CLOSE_PROTOCOL, "continuation without a start")
+                first_opcode = opcode
+            elif opcode != OP_CONT:
+                raise CloseConnection(CLOSE_PROTOCOL, "expected a continuation frame")
+            size += len(payload)
+            if size > self.max_bytes:
+                raise CloseConnection(CLOSE_TOO_BIG, "message too large")
+            parts.append(payload)
+            if fin:
+                data = parts[0] if len(parts) == 1 else b"".join(parts)
+                if first_opcode == OP_TEXT:
+                    try:
+                        data.decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise CloseConnection(CLOSE_BAD_DATA, "invalid UTF-8")
+                return first_opcode, data
+
+
+class Flusher:
+    """The one greenlet that writes every dirty connection's buffer."""
+
+    def __init__(self):
+        self._dirty = []
+        self._wake = gevent.event.Event()
+        self._greenlet = gevent.spawn(self._run)
+
+    def mark(self, conn):
+        self._dirty.append(conn)
+        self._wake.set()
+
+    def _run(self):
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            dirty, self._dirty = self._dirty, []
+            for conn in dirty:
+                conn._flush_now()
+
+
+_flusher = None
+
+
+def flusher():
+    global _flusher
+    if _flusher is None:
+        _flusher = Flusher()
+    return _flusher
+
+
+class Connection:
+    """One upgraded socket: reading with limits, buffered locked writes, close codes."""
+
+    __slots__ = ("sock", "raw", "reader", "max_queue", "write_timeout", "_out",
+                 "_dirty", "_writer", "closing", "closed", "last_seen", "created",
+                 "peer_close_code", "__weakref__")
+
+    def __init__(self, sock, rfile, max_bytes, max_queue, write_timeout):
+        self.sock = sock
+        self.raw = sock._sock  # the non-blocking stdlib socket under gevent's
+        self.reader = FrameReader(rfile.read, max_bytes)
+        self.max_queue = max_queue
+        self.write_timeout = write_timeout
+        self._out = []
+        self._dirty = False
+        self._writer = None
+        self.closing = False
+        self.closed = False
+        self.created = self.last_seen = time.monotonic()
+        self.peer_close_code = None
+
+    # -- writing --------------------------------------------------------------
+    def send(self, frame):
+        """Queue one encoded frame; never blocks. False once the connection is going."""
+        if self.closing:
+            return False
+        if len(self._out) >= self.max_queue:
+            self._cut_off()
+            return False
+        self._out.append(frame)
+        if not self._dirty and self._writer is None:
+            self._dirty = True
+            flusher().mark(self)
+        return True
+
+    def close(self, code, reason=""):
+        """Send a close frame after what is queued; the reader then sees the peer's reply."""
+        if self.closing:
+            return
+        self._out.append(close_frame(code, reason))
+        self.closing = True
+        if not self._dirty and self._writer is None:
+            self._dirty = True
+            flusher().mark(self)
+
+    def abort(self):
+        """Drop the TCP connection now; the reader wakes with EOF and cleans up."""
+        self.closing = True
+        self._out.clear()
+        self._shutdown(socket.SHUT_RDWR)
+
+    def wait_drained(self):
+        """Block this greenlet until the socket took everything queued."""
+        while (self._out or self._writer is not None) and not self.closing:
+            gevent.sleep(0.005)
+
+    def _cut_off(self):
+        # The peer does not read. Replace what waits with a 1013 close frame so
+        # a peer that reads later learns why; if even that does not leave
+        # within the write deadline, the writer aborts the socket.
+        self._out.clear()
+        self._out.append(close_frame(CLOSE_TRY_LATER, "too slow to read"))
+        self.closing = True
+        if self._writer is None and not self._dirty:
+            self._dirty = True
+            flusher().mark(self)
+
+    def _take(self):
+        data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+        self._out.clear()
+        return data
+
+    def _flush_now(self):
+        self._dirty = False
+        if self._writer is not None or not self._out or self.closed:
+            return
+        data = self._take()
+        try:
+            sent = self.raw.send(data)
+        except BlockingIOError:
+            sent = 0
+        except SOCKET_GONE:
+            self.abort()
+            return
+        if sent < len(data):
+            self._writer = gevent.spawn(self._write_rest, data[sent:])
+        elif self.closing:
+            self._shutdown(socket.SHUT_WR)
+
+    def _write_rest(self, data):
+        try:
+            while data:
+                with gevent.Timeout(self.write_timeout):
+                    self.sock.sendall(data)
+                data = self._take() if self._out else b""
+            if self.closing:
+                self._shutdown(socket.SHUT_WR)
+        except (gevent.Timeout,) + SOCKET_GONE:
+            self.abort()
+        finally:
+            self._writer = None
+
+    def _shutdown(self, how):
+        try:
+            self.sock.shutdown(how)
+        except OSError:
+            pass
+
+    # -- reading --------------------------------------------------------------
+    def messages(self):
+        """Yield (opcode, payload) for each data message until the connection ends."""
+        try:
+            while True:
+                opcode, payload = self.reader.message(self._on_control)
+                self.last_seen = time.monotonic()
+                yield opcode, payload
+        except CloseConnection as exc:
+            self.close(exc.code, exc.reason)
+            self._drain()
+        except PeerClosed:
+            pass
+        except SOCKET_GONE:
+            pass
+
+    def _on_control(self, opcode, payload):
+        self.last_seen = time.monotonic()
+        if opcode == OP_PING:
+            self.send(encode_frame(payload, OP_PONG))
+        elif opcode == OP_CLOSE:
+            code = CLOSE_NORMAL
+            if len(payload) >= 2:
+                code = struct.unpack("!H", payload[:2])[0]
+                try:
+                    payload[2:].decode("utf-8")
+                except UnicodeDecodeError:
+                    raise CloseConnection(CLOSE_BAD_DATA, "invalid UTF-8 in close reason")
+                if not _valid_close_code(code):
+                    raise CloseConnection(CLOSE_PROTOCOL, "invalid close code")
+            elif len(payload) == 1:
+                raise CloseConnection(CLOSE_PROTOCOL, "bad close payload")
+            self.peer_close_code = code
+            self.close(code if len(payload) >= 2 else CLOSE_NORMAL)
+            raise PeerClosed()
+
+    def _drain(self, timeout=2.0):
+        """After our close frame: read until the peer's close or EOF, briefly."""
+        try:
+            with gevent.Timeout(timeout, False):
+                while True:
+                    self.reader.frame()
+        except (CloseConnection, PeerClosed) + SOCKET_GONE:
+            pass
+
+    def finish(self):
+        """The reader is done: give queued frames a moment, then close the socket."""
+        if self._writer is not None:
+            self._writer.join(timeout=self.write_timeout)
+        elif self._out and not self.closed:
+            self._flush_now()
+        self.closed = True
+        self.closing = True
+
+
+class Handler(WebSocketHandler):
+    """gevent-websocket's handler with our gate before the 101 and bytes bodies.
+
+    The server sets `ws_gate(environ)` -> None to accept, or (status, body)
+    to refuse the upgrade with a plain HTTP answer.
+    """
+
+    def upgrade_websocket(self):
+        env = self.environ
+        if env.get("REQUEST_METHOD") != "GET" or \
+                env.get("HTTP_UPGRADE", "").lower() != "websocket":
+            return None
+        refusal = self._refuse()
+        if refusal:
+            status, body = refusal
+            self.start_response(status, [("Content-Type", "application/json"),
+                                         ("Content-Length", str(len(body)))])
+            return [body]
+        result = super().upgrade_websocket()
+        if hasattr(self, "websocket"):
+            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return [part.encode() if isinstance(part, str) else part for part in result or []] or None
+
+    def _refuse(self):
+        key = self.environ.get("HTTP_SEC_WEBSOCKET_KEY", "").strip()
+        try:
+            if len(base64.b64decode(key, validate=True)) != 16:
+                raise ValueError()
+        except (binascii.Error, ValueError):
+            return "400 Bad Request", b'{"status":"error","error":"bad_request","message":"Invalid Sec-WebSocket-Key."}'
+        gate = getattr(self.server, "ws_gate", None)
+        return gate(self.environ) if gate else None
+
+    def run_websocket(self):
+        # Our route owns the socket's whole life; the library must not send
+        # its own code-less close frame afterwards.
+        try:
+            super().run_websocket()
+        finally:
+            self.close_connection = True
+
+    def log_request(self):
+        pass  # http_api logs every request itself, with its request id
+
+
+def take_over(environ, max_bytes, max_queue, write_timeout):
+    """Turn the library's upgraded socket into our Connection."""
+    lib_ws = environ["wsgi.websocket"]
+    handler = lib_ws.handler
+    lib_ws.closed = True  # stops the library's own close frame at the end
+    return Connection(handler.socket, handler.rfile, max_bytes, max_queue, write_timeout)

@@ -1,0 +1,16 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="chatd",
+    version="0.1.0",
+    description="A real-time chat server: bottle on gevent, WebSockets, peewee.",
+    packages=find_packages(include=["chatd", "chatd.*", "admin_cli", "admin_cli.*"]),
+    package_data={"chatd": ["web/*"]},
+    python_requires=">=3.11",
+    install_requires=[line.strip() for line in open("requirements.txt")
+                      if line.strip() and not line.startswith("#")],
+    entry_points={"console_scripts": [
+        "chatd = chatd.server:main",
+        "chat-admin = admin_cli.cli:main",
+    ]},
+)
