@@ -1,0 +1,26 @@
+import pytest
+
+from helpers import Chatd, Client
+
+
+@pytest.fixture(scope="module")
+def database_url(tmp_path_factory):
+    """The embedded default; the PostgreSQL suite parametrises this."""
+    return "sqlite:///%s" % (tmp_path_factory.mktemp("db") / "chat.db")
+
+
+# Functional tests send hundreds of messages; the limits have tests of their own.
+GENEROUS = {"CHATD_LIMITS_MESSAGES_PER_MINUTE": "1000000", "CHATD_LIMITS_MESSAGE_BURST": "100000"}
+
+
+@pytest.fixture(scope="module")
+def server(database_url):
+    chatd = Chatd(database_url, env=GENEROUS).start()
+    yield chatd
+    chatd.stop()
+
+
+@pytest.fixture
+def client(server):
+    """A fresh registered, logged-in user."""
+    return lambda **kwargs: Client(server, **kwargs)
