@@ -7,11 +7,16 @@ from Room.last_seq inside the inserting transaction, so a room's messages
 commit in id order on every engine and a gap is visible to any reader.
 """
 import contextlib
+import functools
+import time
 from urllib.parse import urlparse, unquote
 
 import peewee as pw
 
+from .errors import Unavailable
+
 proxy = pw.DatabaseProxy()
+LOCK_RETRIES = 50  # x 0.1 s: how long a write waits for a locked SQLite file
 SCHEMA_VERSION = 1
 
 
@@ -128,3 +133,29 @@ def migrate():
         elif row.version > SCHEMA_VERSION:
             raise RuntimeError("database schema %d is newer than this chatd (%d)"
                                % (row.version, SCHEMA_VERSION))
+
+
+def transaction(fn):
+    """Run fn in one atomic() on a pooled connection, retrying while SQLite is locked.
+
+    A database that does not answer, or stays locked, is Unavailable (503).
+    """
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        db = proxy.obj
+        for attempt in range(LOCK_RETRIES):
+            try:
+                with session(db), db.atomic():
+                    return fn(*args, **kwargs)
+            except pw.OperationalError as exc:
+                if not _is_locked(exc) or attempt == LOCK_RETRIES - 1:
+                    raise Unavailable("The database is unavailable; try again.") from exc
+            except pw.InterfaceError as exc:
+                raise Unavailable("The database is unavailable; try again.") from exc
+            time.sleep(0.1)
+    return wrapper
+
+
+def _is_locked(exc):
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text

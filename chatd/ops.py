@@ -5,42 +5,14 @@ ChatError. Live delivery is not done here: `post_message` hands the stored
 event to `on_message` (the hub in chatd), and changes other processes must
 act on are written as ControlEvent rows in the same transaction.
 """
-import functools
 import json
-import time
 
 import peewee as pw
 
-from . import auth, models, store, validate
-from .errors import (Conflict, Forbidden, NotFound, RateLimited, Unauthorized,
-                     Unavailable)
+from . import auth, commit, models, store, validate
+from .models import transaction
+from .errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized
 from .models import ControlEvent, Membership, Message, Room, Token, User
-
-_RETRIES = 50  # x 0.1 s: how long a write waits for a locked SQLite file
-
-
-def transaction(fn):
-    """Run fn in one atomic() on a pooled connection, retrying while locked."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        db = models.proxy.obj
-        for attempt in range(_RETRIES):
-            try:
-                with models.session(db), db.atomic():
-                    return fn(*args, **kwargs)
-            except pw.OperationalError as exc:
-                if not _is_locked(exc) or attempt == _RETRIES - 1:
-                    raise Unavailable("The database is unavailable; try again.") from exc
-            except pw.InterfaceError as exc:
-                raise Unavailable("The database is unavailable; try again.") from exc
-            time.sleep(0.1)
-    return wrapper
-
-
-def _is_locked(exc):
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
-
 
 def _user_key(name):
     return name.lower()
@@ -53,11 +25,11 @@ def _room_key(name):
 class Chat:
     """The rules. `broker` holds counters shared across processes."""
 
-    def __init__(self, settings, passwords, broker, on_message=None):
+    def __init__(self, settings, passwords, broker):
         self.settings = settings
         self.passwords = passwords
         self.broker = broker
-        self.on_message = on_message
+        self.writer = commit.GroupCommit()  # chatd sets writer.on_stored to the hub
 
     # -- accounts -------------------------------------------------------------
     def register(self, username, password):
@@ -269,36 +241,19 @@ class Chat:
             raise RateLimited("Too many messages; slow down.", retry_after=1)
 
     def post_message(self, user, room_pk, text, client_msg_id=None):
-        """Store one message and hand its event to live delivery: (event, is_new)."""
+        """Store one message (live delivery follows via writer.on_stored): (event, is_new)."""
         text = validate.message_text(text, self.settings.limits.max_message_chars)
         client_msg_id = validate.client_msg_id(client_msg_id)
-        try:
-            event, new = self._store_message(user, room_pk, text, client_msg_id)
-        except pw.IntegrityError:  # a concurrent retry of this clientMsgId won: find it
-            event, new = self._store_message(user, room_pk, text, client_msg_id)
-        if new and self.on_message:
-            self.on_message(room_pk, event)
-        return event, new
+        result = self.writer.submit(commit.Post(user.id, user.username, room_pk, text,
+                                                client_msg_id))
+        if result is commit.NOT_ALLOWED:
+            self._why_not_allowed(user, room_pk)
+        return result
 
     @transaction
-    def _store_message(self, user, room_pk, text, client_msg_id):
-        if client_msg_id is not None:
-            old = store.message_by_client_id(room_pk, user.id, client_msg_id)
-            if old is not None:
-                return old, False
-        if not Membership.select().where((Membership.user == user.id) &
-                                         (Membership.room == room_pk)).exists():
-            raise Forbidden("You are not a member of %s." % store.room_key(room_pk))
-        seq = (Room.update(last_seq=Room.last_seq + 1).where(Room.id == room_pk)
-               .returning(Room.last_seq).tuples().execute())
-        seq = [row[0] for row in seq]
-        if not seq:
-            raise NotFound("No room %s." % store.room_key(room_pk))
-        now = store.now_ms()
-        Message.insert(room=room_pk, seq=seq[0], sender=user.id, text=text,
-                       created_at=now, client_msg_id=client_msg_id).execute()
-        return store.message_event(room_pk, seq[0], user.username, text, now,
-                                   client_msg_id), True
+    def _why_not_allowed(self, user, room_pk):
+        self._member_room(user, store.room_key(room_pk))
+        raise Forbidden("You are not a member of %s." % store.room_key(room_pk))
 
     def ping(self):
         """Whether the database answers."""

@@ -44,7 +44,7 @@ def build_service(settings):
     broker = brokers.open_broker(settings.broker.url)
     chat = ops.Chat(settings, auth.Passwords(settings.auth.hash_threads), broker)
     hub = Hub(broker, chat.messages_since, chat.room_last_seq)
-    chat.on_message = hub.message_stored
+    chat.writer.on_stored = hub.message_stored
     return SimpleNamespace(settings=settings, chat=chat, hub=hub, broker=broker,
                            sessions=set())
 

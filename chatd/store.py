@@ -63,12 +63,3 @@ def history_page(room_pk, limit, before=None, after=None):
         rows.reverse()
     return [message_event(*row) for row in rows], more
 
-
-def message_by_client_id(room_pk, sender_pk, client_msg_id):
-    """The event of an earlier send with this clientMsgId, if any."""
-    rows = _message_rows(Message.select().where(
-        (Message.room == room_pk) & (Message.sender == sender_pk) &
-        (Message.client_msg_id == client_msg_id)))
-    for row in rows:
-        return message_event(*row)
-    return None

@@ -1,0 +1,137 @@
+"""Group commit: messages posted while a transaction runs share the next one.
+
+The per-message path is the hot path, so its SQL is written once here, not
+built by peewee per call. One batch = one transaction on one connection:
+for each message a clientMsgId lookup (only when one was given), one
+UPDATE of the room's sequence (which also checks membership and, on
+PostgreSQL, row-locks the room so ids commit in order), one INSERT.
+Batches touch rooms in id order so processes never lock rooms in opposite
+orders.
+"""
+import logging
+
+import gevent
+import gevent.event
+import peewee as pw
+
+from . import models, store
+
+log = logging.getLogger("chatd.commit")
+
+NOT_ALLOWED = object()  # the UPDATE found no room this user is a member of
+
+
+class Post:
+    __slots__ = ("user_pk", "username", "room_pk", "text", "client_msg_id", "result")
+
+    def __init__(self, user_pk, username, room_pk, text, client_msg_id):
+        self.user_pk = user_pk
+        self.username = username
+        self.room_pk = room_pk
+        self.text = text
+        self.client_msg_id = client_msg_id
+        self.result = None
+
+
+class Statements:
+    """The per-message SQL for one database's parameter style."""
+
+    def __init__(self, db):
+        def q(sql):
+            return sql.replace("?", db.param)
+        self.retry = q('SELECT "seq", "created_at", "text" FROM "message" WHERE "room_id" = ? '
+                       'AND "sender_id" = ? AND "client_msg_id" = ?')
+        self.bump = q('UPDATE "room" SET "last_seq" = "last_seq" + 1 WHERE "id" = ? AND EXISTS '
+                      '(SELECT 1 FROM "membership" WHERE "room_id" = ? AND "user_id" = ?) '
+                      'RETURNING "last_seq"')
+        self.insert = q('INSERT INTO "message" ("room_id", "seq", "sender_id", "text", '
+                        '"created_at", "client_msg_id") VALUES (?, ?, ?, ?, ?, ?)')
+
+
+class GroupCommit:
+    """Collects posts from many greenlets; one writer greenlet commits them together."""
+
+    def __init__(self, on_stored=None, max_batch=256):
+        self.on_stored = on_stored  # called with (room_pk, event) in commit order
+        self.max_batch = max_batch
+        self._queue = []
+        self._wake = gevent.event.Event()
+        self._writer = None
+        self._sql = None
+
+    def submit(self, post):
+        """Store one post; returns (event, is_new) or NOT_ALLOWED."""
+        done = gevent.event.AsyncResult()
+        self._queue.append((post, done))
+        self._wake.set()
+        if self._writer is None:
+            self._writer = gevent.spawn(self._run)
+        return done.get()
+
+    def _run(self):
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch = self._queue[:self.max_batch]
+                del self._queue[:self.max_batch]
+                self._commit(batch)
+
+    def _commit(self, batch):
+        try:
+            self._write([post for post, _ in batch])
+        except pw.IntegrityError:
+            # Another process stored the same clientMsgId in between: each
+            # post alone now finds its original.
+            for post, done in batch:
+                self._commit_one(post, done)
+            return
+        except BaseException as exc:  # the database is away: every poster hears why
+            for _, done in batch:
+                done.set_exception(exc)
+            return
+        self._announce(batch)
+
+    def _commit_one(self, post, done):
+        try:
+            self._write([post])
+        except BaseException as exc:
+            done.set_exception(exc)
+            return
+        self._announce([(post, done)])
+
+    def _announce(self, batch):
+        for post, done in batch:
+            result = post.result
+            if result is not NOT_ALLOWED and result[1] and self.on_stored:
+                self.on_stored(post.room_pk, result[0])
+        for post, done in batch:
+            done.set(post.result)
+
+    def _write(self, posts):
+        db = models.proxy.obj
+        if self._sql is None:
+            self._sql = Statements(db)
+        self._write_all(db, self._sql, sorted(posts, key=lambda p: p.room_pk))
+
+    @models.transaction
+    def _write_all(self, db, sql, posts):
+        for post in posts:
+            post.result = self._write_one(db, sql, post)
+
+    @staticmethod
+    def _write_one(db, sql, post):
+        if post.client_msg_id is not None:
+            row = db.execute_sql(sql.retry, (post.room_pk, post.user_pk,
+                                             post.client_msg_id)).fetchone()
+            if row is not None:
+                return store.message_event(post.room_pk, row[0], post.username, row[2],
+                                           row[1], post.client_msg_id), False
+        row = db.execute_sql(sql.bump, (post.room_pk, post.room_pk, post.user_pk)).fetchone()
+        if row is None:
+            return NOT_ALLOWED
+        now = store.now_ms()
+        db.execute_sql(sql.insert, (post.room_pk, row[0], post.user_pk, post.text, now,
+                                    post.client_msg_id))
+        return store.message_event(post.room_pk, row[0], post.username, post.text, now,
+                                   post.client_msg_id), True
