@@ -524,6 +524,7 @@ function onNewMessage(msg) {
   const box = $('messages');
   const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
   const added = acceptMessage(msg);
+  if (added && room.messageEls.size === 1) renderHistoryEdge(); // no longer "No messages yet"
   clearTyping(msg.sender);
   if (added && (nearBottom || msg.sender === session.username)) scrollToBottom();
 }

@@ -299,7 +299,7 @@ def test_server_restart_loses_and_duplicates_nothing(chatd, two_in_a_room, brows
     chatd.stop()
     for page in (alice, bob):
         expect(page.locator("#connection-status")).to_have_text("reconnecting")
-    chatd.start(port=chatd.port)
+    chatd.start()  # same port, same database
 
     # Posted right after the restart, possibly before the pages are back:
     # each page gets them either live or by the `since` replay, once.
@@ -337,7 +337,7 @@ def test_outbox_sends_what_was_typed_offline_once(chatd, two_in_a_room):
         expect(pending.nth(i).locator(".text")).to_have_text(queued[i])
         assert pending.nth(i).get_attribute("data-message-id") is None
 
-    chatd.start(port=chatd.port)
+    chatd.start()  # same port, same database
     expect(alice.locator("#connection-status")).to_have_text("online", timeout=RECONNECT_TIMEOUT)
     expect(bob.locator("#connection-status")).to_have_text("online", timeout=RECONNECT_TIMEOUT)
     expect(pending).to_have_count(0)
@@ -349,3 +349,47 @@ def test_outbox_sends_what_was_typed_offline_once(chatd, two_in_a_room):
     assert [m["message"] for m in history] == ["online before the crash", *queued]
     assert_matches_history(alice, history)
     assert_matches_history(bob, history)
+
+
+def test_errors_are_readable_and_a_dead_token_returns_to_login(chatd, pages):
+    register(chatd, "alice")
+    page = pages()
+    page.goto(chatd.url)
+    error = page.locator("#error")
+
+    # Bad credentials: the server's sentence is shown, the form stays.
+    page.fill("#username", "alice")
+    page.fill("#password", "not-the-password")
+    page.click("#login-button")
+    expect(error).to_be_visible()
+    expect(error).not_to_have_text("")
+    expect(page.locator("#login-button")).to_be_visible()
+
+    login(page, chatd, "alice")
+    expect(error).to_be_hidden()
+
+    # A room name that is taken (case-insensitively) is a 409 with a message.
+    api_create_room(chatd, api_token(chatd, "alice"), "Taken")
+    page.fill("#new-room-name", "TAKEN")
+    page.click("#create-room-button")
+    expect(error).to_be_visible()
+    expect(error).not_to_have_text("")
+    expect(page.locator("#room-list [data-room-id]", has_text="TAKEN")).to_have_count(0)
+
+    # The tab's token is revoked elsewhere: chatd ends its socket, and the
+    # page (told `unauthorized` then, or on its reconnect) goes back to the
+    # login view with its socket stopped.
+    token = page.evaluate("() => sessionStorage.getItem('chatd.token')")
+    r = requests.post(f"{chatd.url}/api/logout", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert r.status_code == 200, r.text
+    expect(page.locator("#login-button")).to_be_visible()
+    expect(page.locator("#connection-status")).to_have_text("offline")
+    expect(error).to_contain_text("log in again")
+    assert page.evaluate("() => sessionStorage.getItem('chatd.token')") is None
+
+    # A reload with a bad token in the tab's storage: GET /api/me answers
+    # 401, and the page shows the login view.
+    page.evaluate("() => { sessionStorage.setItem('chatd.token', 'not-a-token'); sessionStorage.setItem('chatd.username', 'alice'); }")
+    page.reload()
+    expect(page.locator("#login-button")).to_be_visible()
+    expect(page.locator("#connection-status")).to_have_text("offline")
