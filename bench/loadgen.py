@@ -1,0 +1,379 @@
+"""Fan-out load generator (issue 8): R rooms x M members, S senders per room.
+
+Every member of a room is one WebSocket connection; S of them also send
+100-byte messages at a per-sender rate that rises step by step. Each message
+text carries its step tag and its send time (CLOCK_MONOTONIC, microseconds):
+"@<tag>:<us>#xxxx...". Receivers find those markers with one regex over each
+read buffer, so a delivery costs a few bytecodes, not a JSON parse.
+
+Each step: `--warmup` s at the new rate (not measured), `--measure` s whose
+messages are tagged, then `--tail` s at the same rate so late deliveries of
+tagged messages still count. Per step it reports the offered rate, deliveries
+received per second during the measured window, the fraction of expected
+deliveries (tagged messages x members) that arrived, and p50/p99 latency from
+send to receipt, counting a missing delivery as infinitely late.
+
+Capacity = the highest delivered/s of a step with >= 98% delivered and
+p99 <= 100 ms.
+
+    taskset -c 1 python bench/loadgen.py --url ws://127.0.0.1:8081 --target plain
+    taskset -c 1 python bench/loadgen.py --url ws://127.0.0.1:8080 --target chatd
+"""
+import argparse
+import json
+import os
+import re
+import select
+import sys
+import time
+import urllib.parse
+
+from wsclient import (OP_CLOSE, OP_PING, OP_PONG, chat_path, connect, create_room,
+                      join, login_user, mask_frame, split_frames, text_frame)
+
+MARK = re.compile(rb"@(\d+):(\d+)#")
+PASSWORD = "bench-password-1"
+MIN_FRACTION, MAX_P99_MS = 0.98, 100.0
+
+
+def now_us():
+    return time.monotonic_ns() // 1000
+
+
+def sched_seconds(pid="self"):
+    """(seconds on a CPU, seconds runnable but waiting for one) of a process's
+    main thread. The wait shows another process sharing its pinned core: on a
+    shared machine a step with a high wait is disturbed, not slow."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        run_ns, wait_ns, _ = f.read().split()
+    return int(run_ns) / 1e9, int(wait_ns) / 1e9
+
+
+def sched_delta(before, after, secs):
+    return (after[0] - before[0]) / secs, (after[1] - before[1]) / secs
+
+
+# --- setup ------------------------------------------------------------------
+
+def open_room_connections(args):
+    """Connect R x M members and join each to its room; returns (conns, senders)."""
+    url = urllib.parse.urlsplit(args.url)
+    host, port = url.hostname, url.port
+    tokens, room_ids = authenticate(args, host, port)
+    conns, senders = [], []
+    for r in range(args.rooms):
+        for m in range(args.members):
+            token = tokens[r * args.members + m] if tokens else None
+            conn = connect(host, port, chat_path(token))
+            join(conn, room_ids[r])
+            conns.append(conn)
+            if m < args.senders:
+                senders.append(conn)
+    return conns, senders
+
+
+def authenticate(args, host, port):
+    """chatd: one user per connection, rooms created by their first member.
+    plain: no tokens, rooms room_1..room_R."""
+    if args.target == "plain":
+        return None, [f"room_{r + 1}" for r in range(args.rooms)]
+    base = f"http://{host}:{port}"
+    run = args.run_id
+    from concurrent.futures import ThreadPoolExecutor
+    names = [f"b{run}_{i}" for i in range(args.rooms * args.members)]
+    with ThreadPoolExecutor(args.auth_threads) as pool:
+        tokens = list(pool.map(lambda n: login_user(base, n, PASSWORD), names))
+    room_ids = [create_room(base, tokens[r * args.members], f"bench {run} room {r + 1}")
+                for r in range(args.rooms)]
+    return tokens, room_ids
+
+
+# --- the measuring loop -----------------------------------------------------
+
+class Sender:
+    """A connection that sends at a fixed rate from a phase offset."""
+    __slots__ = ("conn", "next_us", "seq", "prefix")
+
+    def __init__(self, conn, index):
+        self.conn, self.next_us, self.seq = conn, 0, 0
+        self.prefix = f"s{index}-"
+
+
+class Loop:
+    """epoll over all connections; sends what is due, counts what arrives."""
+
+    def __init__(self, conns, senders, members, message_bytes, read_pause=0.0):
+        self.ep = select.epoll()
+        self.by_fd = {}
+        for c in conns:
+            c.sock.setblocking(False)
+            self.by_fd[c.sock.fileno()] = c
+            self.ep.register(c.sock.fileno(), select.EPOLLIN)
+        self.senders = [Sender(c, i) for i, c in enumerate(senders)]
+        self.members = members
+        self.pad = message_bytes
+        self.received = 0        # every marked delivery, tagged or not
+        self.reads = 0
+        self.sent = 0
+        self.tag = b"0"          # the tag put on messages sent now; b"0" = unmeasured
+        self.latencies = {}      # tag -> list of latencies in us
+        self.closed = 0
+        self.pending = set()     # connections with bytes the kernel did not take yet
+        self.read_pause = read_pause
+        self.rbuf = bytearray(1 << 18)
+        self.rview = memoryview(self.rbuf)
+
+    def set_rate(self, per_sender):
+        """Restart every sender's schedule at the new rate, phases spread evenly."""
+        self.interval = 1e6 / per_sender
+        start, n = now_us(), len(self.senders)
+        for i, s in enumerate(self.senders):
+            s.next_us = start + self.interval * i / n
+        self.next_due = start
+
+    def run_until(self, end_us):
+        while True:
+            now = now_us()
+            if now >= end_us:
+                return
+            if now >= self.next_due:
+                self.send_due(now)
+            wait = min(self.next_due, end_us) - now_us()
+            self.receive(max(wait, 0) / 1e6)
+            if self.pending:
+                for conn in list(self.pending):
+                    self.write(conn, b"")
+
+    def send_due(self, now):
+        """Send every message whose time has come (catching up after a stall)."""
+        tag = self.tag
+        for s in self.senders:
+            while s.next_us <= now:
+                s.seq += 1
+                self.write(s.conn, self.message_frame(s, tag))
+                s.next_us += self.interval
+                self.sent += 1
+        self.next_due = min(s.next_us for s in self.senders)
+
+    def message_frame(self, s, tag):
+        text = f"@{tag.decode()}:{now_us()}#"
+        text += "x" * (self.pad - len(text))
+        return text_frame({"action": "send-message", "roomId": s.conn.room,
+                           "message": text, "clientMsgId": s.prefix + str(s.seq)})
+
+    def write(self, conn, frame):
+        """Non-blocking send; what the kernel does not take waits in conn.out."""
+        data = conn.out + frame if conn.out else frame
+        try:
+            n = conn.sock.send(data)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            conn.closed, n = True, len(data)
+        conn.out = data[n:]
+        if conn.out:
+            self.pending.add(conn)
+        else:
+            self.pending.discard(conn)
+
+    def receive(self, timeout):
+        if self.read_pause:
+            time.sleep(self.read_pause)   # --read-pause-ms: a slower reader, see README
+        events = self.ep.poll(timeout, 1024)
+        if not events:
+            return
+        now = now_us()
+        latencies = self.latencies
+        buf, view = self.rbuf, self.rview
+        for fd, _ in events:
+            conn = self.by_fd[fd]
+            # recv_into one reused buffer: sock.recv(256 KiB) would allocate
+            # (and mmap) 256 KiB per call, which cost 3/4 of the loop's time.
+            kept = len(conn.buf)
+            if kept:
+                buf[:kept] = conn.buf
+            try:
+                n = conn.sock.recv_into(view[kept:])
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                n = 0
+            if not n:
+                self.drop(fd, conn)
+                continue
+            n += kept
+            self.reads += 1
+            end, control = split_frames(buf, n)
+            conn.buf = bytes(buf[end:n])
+            if control:
+                self.on_control(fd, conn, control)
+            found = MARK.findall(buf, 0, end)
+            if not found:
+                continue
+            self.received += len(found)
+            for tag, sent in found:
+                if tag != b"0":
+                    lst = latencies.get(tag)
+                    if lst is not None:   # None: the step is already closed, too late
+                        lst.append(now - int(sent))
+
+    def on_control(self, fd, conn, control):
+        for opcode, payload in control:
+            if opcode == OP_PING:
+                self.write(conn, mask_frame(OP_PONG, payload))
+            elif opcode == OP_CLOSE:
+                self.drop(fd, conn)
+
+    def drop(self, fd, conn):
+        if not conn.closed:
+            conn.closed = True
+            self.closed += 1
+            self.ep.unregister(fd)
+
+
+def run_step(loop, rate, step_no, args):
+    """One rate step: warm up, measure, let stragglers arrive; returns its figures."""
+    tag = str(step_no).encode()
+    loop.set_rate(rate)
+    t = now_us()
+    loop.tag = b"0"
+    loop.run_until(t + args.warmup * 1e6)
+    loop.latencies[tag] = []
+    sent0, recv0, t0 = loop.sent, loop.received, now_us()
+    reads0 = loop.reads
+    me0, server0 = sched_seconds(), sched_seconds(args.server_pid or "self")
+    loop.tag = tag
+    loop.run_until(t0 + args.measure * 1e6)
+    sent, recv, t1 = loop.sent - sent0, loop.received - recv0, now_us()
+    me1, server1 = sched_seconds(), sched_seconds(args.server_pid or "self")
+    reads = loop.reads - reads0
+    loop.tag = b"0"
+    loop.run_until(t1 + args.tail * 1e6)
+    lat = sorted(loop.latencies.pop(tag))
+    expected = sent * loop.members
+    secs = (t1 - t0) / 1e6
+    me_cpu, me_wait = sched_delta(me0, me1, secs)
+    server_cpu, server_wait = sched_delta(server0, server1, secs)
+    return {
+        "rate_per_sender": rate,
+        "sent_per_s": sent / secs,
+        "offered_per_s": expected / secs,
+        "delivered_per_s": recv / secs,
+        "fraction": len(lat) / expected if expected else 0.0,
+        "p50_ms": percentile(lat, expected, 0.50),
+        "p99_ms": percentile(lat, expected, 0.99),
+        "frames_per_read": recv / reads if reads else 0.0,
+        "loadgen_cpu": me_cpu,
+        "loadgen_wait": me_wait,
+        "server_cpu": server_cpu if args.server_pid else None,
+        "server_wait": server_wait if args.server_pid else None,
+        "closed": loop.closed,
+    }
+
+
+def percentile(sorted_us, expected, q):
+    """q-quantile in ms over the expected deliveries; a missing one counts as
+    infinitely late, so None when too many are missing."""
+    k = max(0, int(q * expected + 0.999999) - 1)
+    return sorted_us[k] / 1000 if k < len(sorted_us) else None
+
+
+def passes(step):
+    return (step["fraction"] >= MIN_FRACTION and step["p99_ms"] is not None
+            and step["p99_ms"] <= MAX_P99_MS)
+
+
+def capacity(steps):
+    ok = [s["delivered_per_s"] for s in steps if passes(s)]
+    return max(ok) if ok else 0.0
+
+
+# --- output -----------------------------------------------------------------
+
+def fmt_ms(v):
+    return "lost" if v is None else f"{v:.2f}"
+
+
+def fmt_pct(v):
+    return "-" if v is None else f"{v * 100:.0f}%"
+
+
+def print_header():
+    print(f"{'rate/sender':>11} {'msgs/s':>8} {'offered/s':>10} {'delivered/s':>12} "
+          f"{'received':>9} {'p50 ms':>8} {'p99 ms':>8} {'lg cpu':>6} {'srv cpu':>7} {'waits':>9}  ok", flush=True)
+
+
+def print_step(s):
+    print(f"{s['rate_per_sender']:>11g} {s['sent_per_s']:>8.0f} {s['offered_per_s']:>10.0f} "
+          f"{s['delivered_per_s']:>12.0f} {s['fraction'] * 100:>8.2f}% {fmt_ms(s['p50_ms']):>8} "
+          f"{fmt_ms(s['p99_ms']):>8} {s['loadgen_cpu'] * 100:>5.0f}% {fmt_pct(s['server_cpu']):>7}"
+          f" {fmt_pct(s['loadgen_wait']) + '/' + fmt_pct(s['server_wait']):>9}"
+          f"  {'yes' if passes(s) else 'no'}"
+          + (f"  ({s['closed']} connections closed)" if s["closed"] else ""), flush=True)
+
+
+def parse_rates(spec):
+    """'50,150:400:25' -> [50, 150, 175, ..., 400]."""
+    rates = []
+    for part in spec.split(","):
+        if ":" in part:
+            lo, hi, step = (float(x) for x in part.split(":"))
+            rates += [lo + i * step for i in range(int((hi - lo) / step + 1e-9) + 1)]
+        else:
+            rates.append(float(part))
+    return rates
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Fan-out load generator (issue 8).")
+    ap.add_argument("--url", required=True, help="ws://HOST:PORT of the server")
+    ap.add_argument("--target", choices=("chatd", "plain"), default="plain",
+                    help="chatd: register/login users and create rooms; plain: no auth")
+    ap.add_argument("--rooms", type=int, default=10)
+    ap.add_argument("--members", type=int, default=20)
+    ap.add_argument("--senders", type=int, default=2, help="senders per room")
+    ap.add_argument("--message-bytes", type=int, default=100)
+    ap.add_argument("--rates", default="50,150:500:25",
+                    help="per-sender msgs/s steps: list and LO:HI:STEP ranges "
+                         "(default: 50 = 20,000 deliveries/s at 10x20x2, then the ramp)")
+    ap.add_argument("--warmup", type=float, default=1.0)
+    ap.add_argument("--measure", type=float, default=3.0)
+    ap.add_argument("--tail", type=float, default=1.0)
+    ap.add_argument("--stop-after", type=int, default=2,
+                    help="stop after this many failing steps in a row (0: never)")
+    ap.add_argument("--run-id", default=str(int(time.time()) % 1000000),
+                    help="chatd: suffix of usernames and room names")
+    ap.add_argument("--auth-threads", type=int, default=4)
+    ap.add_argument("--server-pid", type=int,
+                    help="report this process's CPU use per step (from /proc)")
+    ap.add_argument("--read-pause-ms", type=float, default=0.0,
+                    help="sleep this long before each poll: a slower reader that lets "
+                         "Nagle's algorithm coalesce (adds that much latency)")
+    ap.add_argument("--json", help="write the steps and the capacity to this file")
+    args = ap.parse_args(argv)
+
+    conns, senders = open_room_connections(args)
+    print(f"{len(conns)} connections in {args.rooms} rooms, {len(senders)} senders",
+          file=sys.stderr, flush=True)
+    loop = Loop(conns, senders, args.members, args.message_bytes, args.read_pause_ms / 1000)
+    print_header()
+    steps, failures = [], 0
+    for n, rate in enumerate(parse_rates(args.rates), start=1):
+        step = run_step(loop, rate, n, args)
+        steps.append(step)
+        print_step(step)
+        failures = 0 if passes(step) else failures + 1
+        if args.stop_after and failures >= args.stop_after:
+            break
+    cap = capacity(steps)
+    print(f"capacity: {cap:.0f} deliveries/s", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"url": args.url, "target": args.target, "capacity": cap,
+                       "steps": steps}, f, indent=1)
+    for c in conns:
+        c.sock.close()
+
+
+if __name__ == "__main__":
+    main()
