@@ -71,6 +71,7 @@ class GroupCommit:
     def _run(self):
         while True:
             self._wake.wait()
+            gevent.sleep(0)  # posts from greenlets that are ready join this batch
             self._wake.clear()
             while self._queue:
                 batch = self._queue[:self.max_batch]

@@ -157,6 +157,9 @@ class Flusher:
     def _run(self):
         while True:
             self._wake.wait()
+            # Let every greenlet that is ready run first: what they queue for
+            # the same sockets then leaves in the same send.
+            gevent.sleep(0)
             self._wake.clear()
             dirty, self._dirty = self._dirty, []
             for conn in dirty:
