@@ -281,7 +281,7 @@ class RequestLog:
         try:
             return self.app(environ, start)
         finally:
-            status = seen.get("status", "101").split(" ")[0]
+            status = "101" if "wsgi.websocket" in environ else seen.get("status", "-")[:3]
             line = environ.get("PATH_INFO", "")
             if environ.get("QUERY_STRING"):
                 line += "?" + environ["QUERY_STRING"]

@@ -37,7 +37,7 @@ class Token(BaseModel):
     token_hash = pw.CharField(max_length=64, unique=True)  # sha256 hex
     user = pw.ForeignKeyField(User, on_delete="CASCADE", index=True)
     created_at = pw.BigIntegerField()
-    expires_at = pw.BigIntegerField()
+    expires_at = pw.BigIntegerField(index=True)
 
 
 class Room(BaseModel):
@@ -78,7 +78,7 @@ class ControlEvent(BaseModel):
     """Changes made by one process that every chatd must act on (see hub)."""
     kind = pw.CharField(max_length=32)
     payload = pw.TextField()
-    created_at = pw.BigIntegerField()
+    created_at = pw.BigIntegerField(index=True)
 
 
 class SchemaVersion(BaseModel):

@@ -279,8 +279,11 @@ class Chat:
         return ControlEvent.select(pw.fn.MAX(ControlEvent.id)).scalar() or 0
 
     @transaction
-    def prune_control_events(self, older_than_ms):
-        ControlEvent.delete().where(ControlEvent.created_at < older_than_ms).execute()
+    def housekeeping(self):
+        """Drop expired tokens, and control events every process has long seen."""
+        now = store.now_ms()
+        Token.delete().where(Token.expires_at <= now).execute()
+        ControlEvent.delete().where(ControlEvent.created_at < now - 3600 * 1000).execute()
 
 
 def _control(kind, **payload):

@@ -19,6 +19,7 @@ from .hub import Hub  # noqa: E402
 
 log = logging.getLogger("chatd")
 CONTROL_POLL = 0.5  # seconds: how soon chat-admin's changes reach live sessions
+HOUSEKEEPING_POLLS = 1200  # every 10 minutes: drop expired tokens and old control events
 
 
 def parse_args(argv):
@@ -51,15 +52,19 @@ def build_service(settings):
 
 def watch_control_events(service):
     """Act on changes other processes (chat-admin, other chatd) wrote to the database."""
-    last = service.chat.last_control_event()
+    chat = service.chat
+    last = chat.last_control_event()
+    polls = 0
     while True:
         gevent.sleep(CONTROL_POLL)
+        polls += 1
         try:
-            events = service.chat.control_events_after(last)
+            for last, kind, payload in chat.control_events_after(last):
+                apply_control_event(service, kind, payload)
+            if polls % HOUSEKEEPING_POLLS == 0:
+                chat.housekeeping()
         except Exception:
-            continue  # the database is away; /healthz says so
-        for last, kind, payload in events:
-            apply_control_event(service, kind, payload)
+            log.exception("control events: the database did not answer")
 
 
 def apply_control_event(service, kind, payload):
