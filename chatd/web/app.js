@@ -23,6 +23,7 @@ const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 10000;
 const RATE_LIMIT_RETRY_MS = 3000;
 const NOTICE_HIDE_MS = 6000;
+const ROOMS_REFRESH_MS = 30000;          // no event announces new rooms, so poll the list
 const LOAD_OLDER_WHEN_PX = 40;           // distance from the top that loads the previous page
 const PAGE_SIZE = pageSizeFromUrl();     // history page size, ?pageSize=N (1–500) for tests
 
@@ -669,7 +670,7 @@ function onComposerSubmit(event) {
 }
 
 // Send every outbox message of the open room not yet sent on this
-// connection. Resending after a reconnect is safe: the server stores a
+// connection (messages of other rooms wait until that room is open again). Resending after a reconnect is safe: the server stores a
 // clientMsgId once and answers a retry with the original new-message.
 function flushOutbox() {
   if (!room || !room.joined || !conn.open) return;
@@ -932,6 +933,8 @@ function onSocketError(event) {
     conn.inflight.shift();
     showNotice('You are sending messages too fast; they will be sent in a moment.', 'info');
     setTimeout(flushOutbox, RATE_LIMIT_RETRY_MS);
+  } else if (event.ref === 'typing') {
+    // A lost typing hint is harmless; do not bother the user with it.
   } else if (code === 'not_joined') {
     conn.inflight = [];
     joinOnSocket(); // `joined` flushes the outbox again
@@ -977,6 +980,13 @@ function wire() {
   $('message-input').addEventListener('keydown', onComposerKeydown);
   $('message-input').addEventListener('input', onComposerInput);
   window.addEventListener('online', onBrowserOnline);
+  setInterval(refreshRoomsQuietly, ROOMS_REFRESH_MS);
+}
+
+// Background refresh: only while connected, and failures stay silent (the
+// connection status already tells the user when the server is away).
+function refreshRoomsQuietly() {
+  if (conn.open && !conn.stopped) refreshRooms().catch(() => {});
 }
 
 wire();
