@@ -152,6 +152,14 @@ class Chat:
     # -- rooms ----------------------------------------------------------------
     @transaction
     def create_room(self, user, name):
+        return self._new_room(user, name)
+
+    @transaction
+    def create_room_for(self, owner, name):
+        """An operator's room, owned (and joined) by the user named `owner`."""
+        return self._new_room(self._existing_user(owner), name)
+
+    def _new_room(self, user, name):
         name = validate.room_name(name)
         try:
             room = Room.create(name=name, name_key=_room_key(name), created_by=user,
@@ -162,16 +170,24 @@ class Chat:
         return {"roomId": store.room_key(room.id), "roomName": room.name}
 
     @transaction
-    def list_rooms(self):
+    def list_rooms(self, message_counts=False):
+        """Every room; message_counts (a count per room: for operators, not per request)."""
         members = (Membership.select(pw.fn.COUNT(Membership.id))
                    .where(Membership.room == Room.id))
+        messages = (Message.select(pw.fn.COUNT(Message.id)).where(Message.room == Room.id)
+                    if message_counts else pw.Value(None))
         query = (Room.select(Room.id, Room.name, Room.created_at, User.username,
-                             members.alias("member_count"))
+                             members.alias("member_count"), messages.alias("message_count"))
                  .join(User, pw.JOIN.LEFT_OUTER, on=(Room.created_by == User.id))
                  .order_by(Room.id).tuples())
-        return [{"roomId": store.room_key(pk), "roomName": name, "memberCount": count,
-                 "createdBy": creator, "createdAt": store.iso(created)}
-                for pk, name, created, creator, count in query]
+        rooms = []
+        for pk, name, created, creator, member_count, message_count in query:
+            rooms.append({"roomId": store.room_key(pk), "roomName": name,
+                          "memberCount": member_count, "createdBy": creator,
+                          "createdAt": store.iso(created)})
+            if message_counts:
+                rooms[-1]["messageCount"] = message_count
+        return rooms
 
     @transaction
     def join_room(self, user, room_id):
@@ -187,16 +203,32 @@ class Chat:
         Membership.delete().where((Membership.user == user) & (Membership.room == room)).execute()
 
     def room_members(self, user, room_id):
-        room_pk, names = self._member_names(user, room_id)
+        return self._with_presence(*self._member_names(user, room_id))
+
+    def members_of(self, room_id, presence=True):
+        """An operator's view of a room's members (no membership needed).
+
+        `online` only when presence is true: chat-admin on the in-process
+        broker cannot see who is connected to chatd.
+        """
+        room_pk, names = self._all_member_names(room_id)
+        if not presence:
+            return [{"username": name} for name in names]
+        return self._with_presence(room_pk, names)
+
+    def _with_presence(self, room_pk, names):
         online = set(self.broker.online(room_pk))  # may be a network call: outside the transaction
         return [{"username": name, "online": name in online} for name in names]
 
     @transaction
     def _member_names(self, user, room_id):
         room = self._member_room(user, room_id)
-        names = (User.select(User.username).join(Membership)
-                 .where(Membership.room == room).order_by(User.username_key).tuples())
-        return room.id, [name for (name,) in names]
+        return room.id, _names_in(room)
+
+    @transaction
+    def _all_member_names(self, room_id):
+        room = self._room(room_id)
+        return room.id, _names_in(room)
 
     @transaction
     def delete_room(self, room_id):
@@ -284,6 +316,12 @@ class Chat:
         now = store.now_ms()
         Token.delete().where(Token.expires_at <= now).execute()
         ControlEvent.delete().where(ControlEvent.created_at < now - 3600 * 1000).execute()
+
+
+def _names_in(room):
+    names = (User.select(User.username).join(Membership)
+             .where(Membership.room == room).order_by(User.username_key).tuples())
+    return [name for (name,) in names]
 
 
 def _control(kind, **payload):
