@@ -336,6 +336,8 @@ def test_outbox_sends_what_was_typed_offline_once(chatd, two_in_a_room):
     for i in range(2):
         expect(pending.nth(i).locator(".text")).to_have_text(queued[i])
         assert pending.nth(i).get_attribute("data-message-id") is None
+        # Mark the element: once acknowledged it must be this same element.
+        pending.nth(i).evaluate("(el, i) => { el.dataset.probe = 'pending-' + i; }", i)
 
     chatd.start()  # same port, same database
     expect(alice.locator("#connection-status")).to_have_text("online", timeout=RECONNECT_TIMEOUT)
@@ -344,6 +346,8 @@ def test_outbox_sends_what_was_typed_offline_once(chatd, two_in_a_room):
     for page in (alice, bob):
         for text in queued:
             expect(message(page, text)).to_have_count(1)
+    for i, text in enumerate(queued):
+        expect(message(alice, text)).to_have_attribute("data-probe", f"pending-{i}")
 
     history = api_history(chatd, token, room_id)
     assert [m["message"] for m in history] == ["online before the crash", *queued]
