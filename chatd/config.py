@@ -58,6 +58,9 @@ SETTINGS = [
      "seconds of silence after which a peer is dropped"),
     ("websocket", "send_queue", "1024", int,
      "events queued for one connection before it is cut off as too slow (1013)"),
+    ("websocket", "socket_send_buffer", "65536", int,
+     "kernel send buffer per WebSocket in bytes (0: the kernel's own, up to MiBs); "
+     "with send_queue it bounds what a peer that stops reading holds before the cut"),
     ("websocket", "write_timeout", "10", float,
      "seconds one write may wait on a peer that does not read"),
     ("limits", "max_body_bytes", "65536", int, "largest HTTP request body (413 beyond)"),

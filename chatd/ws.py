@@ -224,7 +224,7 @@ def serve(service, environ):
     """The whole life of one /chat connection, on its own greenlet."""
     limits = service.settings.websocket
     conn = wsproto.take_over(environ, limits.max_frame_bytes, limits.send_queue,
-                             limits.write_timeout)
+                             limits.write_timeout, limits.socket_send_buffer)
     session = Session(service, conn)
     service.sessions.add(session)
     try:

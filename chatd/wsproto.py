@@ -384,9 +384,13 @@ class Handler(WebSocketHandler):
         pass  # http_api logs every request itself, with its request id
 
 
-def take_over(environ, max_bytes, max_queue, write_timeout):
+def take_over(environ, max_bytes, max_queue, write_timeout, send_buffer=0):
     """Turn the library's upgraded socket into our Connection."""
     lib_ws = environ["wsgi.websocket"]
     handler = lib_ws.handler
     lib_ws.closed = True  # stops the library's own close frame at the end
+    if send_buffer:
+        # Loopback and LAN sockets autotune up to megabytes: a reader that
+        # stops would otherwise hold that much before its queue even fills.
+        handler.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     return Connection(handler.socket, handler.rfile, max_bytes, max_queue, write_timeout)
