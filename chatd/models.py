@@ -12,12 +12,14 @@ import time
 from urllib.parse import urlparse, unquote
 
 import peewee as pw
+from playhouse.pool import MaxConnectionsExceeded, PooledPostgresqlDatabase
 
 from .errors import Unavailable
 
 proxy = pw.DatabaseProxy()
 LOCK_RETRIES = 50  # x 0.1 s: how long a write waits for a locked SQLite file
 SCHEMA_VERSION = 1
+MIGRATION_LOCK = 0x63686174  # PostgreSQL advisory lock key ("chat") held while migrating
 
 
 class BaseModel(pw.Model):
@@ -102,7 +104,8 @@ def open_database(url, pool_size=10):
             pragmas={"journal_mode": "wal", "synchronous": "normal",
                      "foreign_keys": 1, "busy_timeout": 200})
     if parsed.scheme in ("postgres", "postgresql"):
-        from playhouse.pool import PooledPostgresqlDatabase
+        # Blocking psycopg2 calls cooperate with gevent once chatd's server
+        # has run psycogreen's patch_psycopg(); chat-admin runs without it.
         return PooledPostgresqlDatabase(
             parsed.path.lstrip("/"), user=unquote(parsed.username or "") or None,
             password=unquote(parsed.password or "") or None,
@@ -112,10 +115,24 @@ def open_database(url, pool_size=10):
 
 
 def session(database):
-    """A pooled connection for the duration of one operation (no-op on SQLite)."""
+    """A pooled connection for the duration of one operation (no-op on SQLite).
+
+    peewee keeps the connection in a threading.local, which gevent's
+    monkey.patch_all makes greenlet-local: each greenlet checks out its own
+    connection here and the outermost session gives it back to the pool.
+    """
     if hasattr(database, "_in_use"):  # playhouse.pool: give the connection back after
         return database.connection_context()
     return contextlib.nullcontext()
+
+
+def close():
+    """Close every connection this process holds (the whole pool on PostgreSQL)."""
+    database = proxy.obj
+    if hasattr(database, "close_all"):
+        database.close_all()
+    else:
+        database.close()
 
 
 def bind(database):
@@ -124,8 +141,15 @@ def bind(database):
 
 
 def migrate():
-    """Create or upgrade the schema in place; safe to run concurrently with readers."""
-    with proxy.atomic():
+    """Create or upgrade the schema in place; safe to run concurrently with readers.
+
+    Several chatd processes may start at once on one PostgreSQL: a
+    transaction-scoped advisory lock makes them migrate one after another
+    (concurrent CREATE TABLE IF NOT EXISTS can collide in the catalog).
+    """
+    with session(proxy.obj), proxy.atomic():
+        if isinstance(proxy.obj, pw.PostgresqlDatabase):
+            proxy.execute_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         proxy.create_tables(MODELS, safe=True)
         row = SchemaVersion.select().first()
         if row is None:
@@ -150,12 +174,16 @@ def transaction(fn):
             except pw.OperationalError as exc:
                 if not _is_locked(exc) or attempt == LOCK_RETRIES - 1:
                     raise Unavailable("The database is unavailable; try again.") from exc
-            except pw.InterfaceError as exc:
+            except (pw.InterfaceError, MaxConnectionsExceeded) as exc:
+                # MaxConnectionsExceeded: every pooled connection stayed busy for
+                # the pool's timeout (10 s); the database is as good as away.
                 raise Unavailable("The database is unavailable; try again.") from exc
             time.sleep(0.1)
     return wrapper
 
 
 def _is_locked(exc):
+    """SQLite's locked file, or a PostgreSQL transaction it chose to abort: retry."""
     text = str(exc).lower()
-    return "locked" in text or "busy" in text
+    return any(word in text for word in ("locked", "busy", "deadlock detected",
+                                         "could not serialize"))

@@ -2,6 +2,9 @@
 from gevent import monkey
 
 monkey.patch_all()
+from psycogreen.gevent import patch_psycopg  # noqa: E402
+
+patch_psycopg()  # psycopg2 waits through gevent's hub: one slow query stalls no one else
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
@@ -118,7 +121,7 @@ def shutdown(server, service, settings):
         session.conn.close(wsproto.CLOSE_GOING_AWAY, "server shutting down")
     server.stop(timeout=settings.server.shutdown_timeout)
     service.broker.stop()
-    models.proxy.obj.close()
+    models.close()
     log.info("stopped")
 
 

@@ -1,12 +1,17 @@
 import pytest
 
+import services
 from helpers import Chatd, Client
 
 
-@pytest.fixture(scope="module")
-def database_url(tmp_path_factory):
-    """The embedded default; the PostgreSQL suite parametrises this."""
-    return "sqlite:///%s" % (tmp_path_factory.mktemp("db") / "chat.db")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database_url(request, tmp_path_factory):
+    """Each module's tests run on the embedded default and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield "sqlite:///%s" % (tmp_path_factory.mktemp("db") / "chat.db")
+        return
+    with services.postgres_database() as url:
+        yield url
 
 
 # Functional tests send hundreds of messages; the limits have tests of their own.
