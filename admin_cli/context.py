@@ -29,25 +29,36 @@ class Admin:
             self.settings = config.load(config_path, overrides={("database", "url"): database_url})
         except ValueError as exc:
             raise click.UsageError(str(exc))
+        self._database = None
         self._chat = None
 
-    def chat(self, create=False):
-        """ops.Chat on the database, its schema brought up to date as chatd does on start.
+    def database(self, create=False, migrate=True):
+        """Bind the database; bring its schema up to date as chatd does on start.
 
         Unless `create`, a SQLite file that does not exist is an error, not a new database.
         """
-        if self._chat is None:
+        if self._database is None:
             url = self.settings.database.url
             _check_exists(url, create)
             try:
-                models.bind(models.open_database(url, pool_size=1))
+                self._database = models.bind(models.open_database(url, pool_size=1))
+            except ValueError as exc:
+                raise click.UsageError(str(exc))
+            if migrate:
+                try:
+                    models.migrate()
+                except RuntimeError as exc:  # a schema newer than this release
+                    raise Failed(str(exc))
+        return self._database
+
+    def chat(self, create=False):
+        """The domain operations (chatd.ops) on the database."""
+        if self._chat is None:
+            self.database(create)
+            try:
                 broker = brokers.open_broker(self.settings.broker.url)
             except ValueError as exc:
                 raise click.UsageError(str(exc))
-            try:
-                models.migrate()
-            except RuntimeError as exc:  # a schema newer than this release
-                raise Failed(str(exc))
             # Hashing inline: no gevent here, and one password at a time.
             self._chat = ops.Chat(self.settings, auth.Passwords(threads=0), broker)
         return self._chat

@@ -15,7 +15,7 @@ def db():
 @pass_admin
 def migrate(admin):
     """Create or upgrade the schema in place (chatd also does this on start)."""
-    admin.chat(create=True)
+    admin.database(create=True)
     click.echo("schema at version %d" % models.SCHEMA_VERSION)
 
 
@@ -28,6 +28,6 @@ def backup(admin, file):
     Uses SQLite's online backup API: chatd keeps running and writing. On
     PostgreSQL use pg_dump instead.
     """
-    admin.chat()
+    admin.database(migrate=False)  # a backup copies, it changes nothing
     archive.backup(file)
     click.echo("backed up to %s" % file)

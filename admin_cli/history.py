@@ -52,7 +52,7 @@ def export(admin, room_ids, all_rooms, fmt, output, since, until):
     """
     if bool(room_ids) == all_rooms:
         raise click.UsageError("Give one or more ROOM_IDs, or --all (not both).")
-    admin.chat()
+    admin.database()
     rooms = archive.rooms_for_export(None if all_rooms else room_ids)
     records = archive.export_records(rooms, since, until)
     with _destination(output) as out:
@@ -110,7 +110,7 @@ def import_(admin, file):
     line is checked first and the file goes in as one transaction: a bad line
     is reported with its number and nothing is imported.
     """
-    admin.chat(create=True)
+    admin.database(create=True)
     counts = archive.import_jsonl(file)
     click.echo("imported %(messages)d messages (%(skipped)d already present); "
                "created %(rooms)d rooms and %(users)d users" % counts)
@@ -127,6 +127,6 @@ def purge(admin, room_id, before):
     Deletes in small batches so a running chatd keeps writing; later messages
     keep their ids and new ones continue the sequence.
     """
-    admin.chat()
+    admin.database()
     deleted = archive.purge(room_id, before)
     click.echo("purged %d messages from %s" % (deleted, room_id))
