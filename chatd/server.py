@@ -10,6 +10,7 @@ import argparse  # noqa: E402
 import logging  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
 
 import gevent  # noqa: E402
@@ -22,6 +23,7 @@ from .hub import Hub  # noqa: E402
 
 log = logging.getLogger("chatd")
 CONTROL_POLL = 0.5  # seconds: how soon chat-admin's changes reach live sessions
+CLOSE_GRACE = 2.0  # seconds peers get to answer the 1001 close at shutdown
 HOUSEKEEPING_POLLS = 1200  # every 10 minutes: drop expired tokens and old control events
 
 
@@ -116,10 +118,19 @@ def shutdown(server, service, settings):
     """Stop accepting, close sockets with 1001, let writes finish, then go."""
     log.info("shutting down")
     notify_systemd("STOPPING=1")
+    deadline = time.monotonic() + settings.server.shutdown_timeout
     server.close()
+    wsproto.close_idle(server)
     for session in tuple(service.sessions):
         session.conn.close(wsproto.CLOSE_GOING_AWAY, "server shutting down")
-    server.stop(timeout=settings.server.shutdown_timeout)
+    # Peers answer the close at once; one that does not (or does not read)
+    # must not hold the exit past the timeout: drop it after a grace.
+    grace_end = time.monotonic() + min(CLOSE_GRACE, settings.server.shutdown_timeout / 2)
+    while service.sessions and time.monotonic() < grace_end:
+        gevent.sleep(0.05)
+    for session in tuple(service.sessions):
+        session.conn.abort()
+    server.stop(timeout=max(0.1, deadline - time.monotonic()))
     service.broker.stop()
     models.close()
     log.info("stopped")

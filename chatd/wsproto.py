@@ -380,8 +380,27 @@ class Handler(WebSocketHandler):
         finally:
             self.close_connection = True
 
+    def read_requestline(self):
+        # A keep-alive connection waiting here has no request in flight: the
+        # server may close it at once on shutdown (see close_idle).
+        idle = self.server.__dict__.setdefault("idle_handlers", set())
+        idle.add(self)
+        try:
+            return super().read_requestline()
+        finally:
+            idle.discard(self)
+
     def log_request(self):
         pass  # http_api logs every request itself, with its request id
+
+
+def close_idle(server):
+    """Shut the keep-alive connections that wait between requests."""
+    for handler in tuple(getattr(server, "idle_handlers", ())):
+        try:
+            handler.socket.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def take_over(environ, max_bytes, max_queue, write_timeout, send_buffer=0):
