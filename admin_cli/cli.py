@@ -6,7 +6,7 @@ Exit codes: 0 done; 1 failed (one line on stderr, never a traceback);
 import click
 import peewee as pw
 
-from chatd.errors import ChatError
+from chatd.errors import ChatError, Unavailable
 
 from . import db, history, rooms, users
 from .context import Admin, Failed
@@ -18,6 +18,9 @@ class AdminGroup(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except Unavailable as exc:  # locked past the retries, or not answering: say which
+            cause = " (%s)" % _first_line(exc.__cause__) if exc.__cause__ else ""
+            raise Failed("the database is unavailable%s; try again" % cause)
         except ChatError as exc:
             raise Failed(exc.message)
         except pw.PeeweeException as exc:

@@ -10,8 +10,9 @@ CHAT_ADMIN = os.path.join(os.path.dirname(sys.executable), "chat-admin")
 
 
 def chat_admin(database_url, *args, stdin="", env=None, timeout=120):
-    """CompletedProcess of `chat-admin --database URL ARGS...` (stdin closed unless given)."""
-    return subprocess.run([CHAT_ADMIN, "--database", database_url] + list(args),
+    """CompletedProcess of `chat-admin [--database URL] ARGS...` (stdin closed unless given)."""
+    flags = ["--database", database_url] if database_url else []
+    return subprocess.run([CHAT_ADMIN] + flags + list(args),
                           input=stdin, capture_output=True, text=True, timeout=timeout,
                           env=dict(os.environ, **(env or {})))
 
