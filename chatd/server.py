@@ -103,7 +103,9 @@ def serve(settings):
     server.ws_gate = ws_gate(settings)
     server.start()
     host, port = server.address[:2]
-    log.info("listening on http://%s:%d", host if ":" not in host else "[%s]" % host, port)
+    # Scripts and tests wait for this line: it is logged whatever [log] level says.
+    log.log(max(logging.INFO, log.getEffectiveLevel()), "listening on http://%s:%d",
+            host if ":" not in host else "[%s]" % host, port)
     notify_systemd("READY=1")
     gevent.spawn(watch_control_events, service)
     ws.Sweeper(service.sessions, settings)
