@@ -87,8 +87,11 @@ def _destination(path):
         out.detach()
         return
     folder = os.path.dirname(os.path.abspath(path))
-    fd, partial = tempfile.mkstemp(dir=folder, prefix=".%s." % os.path.basename(path),
-                                   suffix=".partial")
+    try:
+        fd, partial = tempfile.mkstemp(dir=folder, prefix=".%s." % os.path.basename(path),
+                                       suffix=".partial")
+    except OSError as exc:  # name the file the operator asked for, not the temporary one
+        raise OSError(exc.errno, exc.strerror, path)
     try:
         with open(fd, "w", encoding="utf-8", newline="") as out:
             yield out

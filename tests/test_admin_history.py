@@ -93,6 +93,9 @@ def test_export_failures_leave_no_file(database_url, conversation, tmp_path):
     failed(chat_admin(database_url, "history", "export", room, "room_999999",
                       "--output", str(path)), "No room room_999999")
     assert os.listdir(tmp_path) == []
+    failed(chat_admin(database_url, "history", "export", room, "--output",
+                      str(tmp_path / "missing" / "out.jsonl")),
+           "%s: No such file or directory" % (tmp_path / "missing" / "out.jsonl"))
     for args in ([], [room, "--all"]):
         usage = chat_admin(database_url, "history", "export", *args)
         assert usage.returncode == 2 and "--all" in usage.stderr
