@@ -17,7 +17,12 @@ from playhouse.pool import MaxConnectionsExceeded, PooledPostgresqlDatabase
 from .errors import Unavailable
 
 proxy = pw.DatabaseProxy()
-LOCK_RETRIES = 50  # x 0.1 s: how long a write waits for a locked SQLite file
+# SQLite waits for a lock inside C, where no other greenlet runs: keep that
+# wait short and do the rest of it in gevent-friendly sleeps between tries.
+BUSY_TIMEOUT_MS = 10
+LOCK_POLL = 0.05  # seconds between tries on a locked SQLite file
+LOCK_WAIT = 5.0  # seconds a transaction keeps trying before it is Unavailable (503)
+PROBE_WAIT = 0.5  # seconds /healthz gives the database
 SCHEMA_VERSION = 1
 MIGRATION_LOCK = 0x63686174  # PostgreSQL advisory lock key ("chat") held while migrating
 
@@ -100,9 +105,10 @@ def open_database(url, pool_size=10):
         # One connection shared by every greenlet: sqlite3 never yields to
         # gevent, so a transaction runs start to end without interleaving.
         return pw.SqliteDatabase(
-            path, thread_safe=False, check_same_thread=False, timeout=0.2,
+            path, thread_safe=False, check_same_thread=False,
+            timeout=BUSY_TIMEOUT_MS / 1000.0,
             pragmas={"journal_mode": "wal", "synchronous": "normal",
-                     "foreign_keys": 1, "busy_timeout": 200})
+                     "foreign_keys": 1, "busy_timeout": BUSY_TIMEOUT_MS})
     if parsed.scheme in ("postgres", "postgresql"):
         # Blocking psycopg2 calls cooperate with gevent once chatd's server
         # has run psycogreen's patch_psycopg(); chat-admin runs without it.
@@ -166,20 +172,36 @@ def transaction(fn):
     """
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        db = proxy.obj
-        for attempt in range(LOCK_RETRIES):
-            try:
-                with session(db), db.atomic():
-                    return fn(*args, **kwargs)
-            except pw.OperationalError as exc:
-                if not _is_locked(exc) or attempt == LOCK_RETRIES - 1:
-                    raise Unavailable("The database is unavailable; try again.") from exc
-            except (pw.InterfaceError, MaxConnectionsExceeded) as exc:
-                # MaxConnectionsExceeded: every pooled connection stayed busy for
-                # the pool's timeout (10 s); the database is as good as away.
-                raise Unavailable("The database is unavailable; try again.") from exc
-            time.sleep(0.1)
+        return _with_retries(lambda: fn(*args, **kwargs), LOCK_WAIT)
     return wrapper
+
+
+def probe():
+    """Raise Unavailable unless the database answers within PROBE_WAIT.
+
+    On SQLite "answers" means it would take a write now (BEGIN IMMEDIATE):
+    reads go on under another process's write lock, but no message can be
+    stored, so /healthz must say so.
+    """
+    lock = {"lock_type": "IMMEDIATE"} if isinstance(proxy.obj, pw.SqliteDatabase) else {}
+    _with_retries(lambda: proxy.obj.execute_sql("SELECT 1"), PROBE_WAIT, **lock)
+
+
+def _with_retries(call, wait, **atomic):
+    db = proxy.obj
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with session(db), db.atomic(**atomic):
+                return call()
+        except pw.OperationalError as exc:
+            if not _is_locked(exc) or time.monotonic() >= deadline:
+                raise Unavailable("The database is unavailable; try again.") from exc
+        except (pw.InterfaceError, MaxConnectionsExceeded) as exc:
+            # MaxConnectionsExceeded: every pooled connection stayed busy for
+            # the pool's timeout (10 s); the database is as good as away.
+            raise Unavailable("The database is unavailable; try again.") from exc
+        time.sleep(LOCK_POLL)
 
 
 def _is_locked(exc):

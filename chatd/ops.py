@@ -288,16 +288,12 @@ class Chat:
         raise Forbidden("You are not a member of %s." % store.room_key(room_pk))
 
     def ping(self):
-        """Whether the database answers."""
+        """Whether the database answers (see models.probe)."""
         try:
-            self._select_one()
+            models.probe()
             return True
         except Exception:
             return False
-
-    @transaction
-    def _select_one(self):
-        models.proxy.obj.execute_sql("SELECT 1")
 
     # -- control events for other processes -----------------------------------
     @transaction
