@@ -19,6 +19,8 @@ from .hub import encode
 log = logging.getLogger("chatd.ws")
 
 REPLAY_BATCH = 500
+WS_ERROR_CODES = {"bad_request", "unauthorized", "forbidden", "not_found", "not_joined",
+                  "rate_limited", "payload_too_large", "internal"}
 
 
 class RoomCursor:
@@ -59,7 +61,9 @@ class Session:
         self.conn.send(encode(event))
 
     def error(self, exc, ref=None):
-        event = {"action": "error", "code": exc.code, "message": exc.message}
+        # Section 3 lists the WebSocket codes; others (unavailable) are internal there.
+        code = exc.code if exc.code in WS_ERROR_CODES else "internal"
+        event = {"action": "error", "code": code, "message": exc.message}
         if ref is not None:
             event["ref"] = ref
         self.send(event)
