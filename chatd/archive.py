@@ -196,8 +196,7 @@ def _parse_record(line):
 
 @transaction
 def _apply_import(path):
-    before = Message.select().count()
-    counts = {"rooms": 0, "users": 0}
+    counts = {"rooms": 0, "users": 0, "messages": 0}
     rooms, users, top_seq, batch, total = set(), {None: None}, {}, [], 0
     for number, record in _read_records(path):
         total += 1
@@ -211,15 +210,14 @@ def _apply_import(path):
         batch.append((room_pk, seq, users[sender], text, created_at, client_msg_id))
         top_seq[room_pk] = max(seq, top_seq.get(room_pk, 0))
         if len(batch) >= IMPORT_BATCH:
-            _insert_messages(batch)
+            counts["messages"] += _insert_messages(batch)
             batch = []
-    _insert_messages(batch)
+    counts["messages"] += _insert_messages(batch)
     for room_pk, seq in top_seq.items():  # later messages continue after the imported ids
         Room.update(last_seq=seq).where((Room.id == room_pk) & (Room.last_seq < seq)).execute()
     if counts["rooms"]:
         _advance_room_sequence()
-    added = Message.select().count() - before
-    return dict(counts, messages=added, skipped=total - added)
+    return dict(counts, skipped=total - counts["messages"])
 
 
 def _ensure_room(number, room_pk, name, created_at):
@@ -246,11 +244,12 @@ def _ensure_user(username):
 
 
 def _insert_messages(rows):
-    """Insert, skipping any already present (same room and id)."""
-    if rows:
-        fields = [Message.room, Message.seq, Message.sender, Message.text,
-                  Message.created_at, Message.client_msg_id]
-        Message.insert_many(rows, fields=fields).on_conflict_ignore().execute()
+    """Insert, skipping any already present (same room and id); how many went in."""
+    if not rows:
+        return 0
+    fields = [Message.room, Message.seq, Message.sender, Message.text,
+              Message.created_at, Message.client_msg_id]
+    return Message.insert_many(rows, fields=fields).on_conflict_ignore().as_rowcount().execute()
 
 
 def _advance_room_sequence():
