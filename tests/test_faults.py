@@ -1,0 +1,214 @@
+"""Faults done to a real chatd: kill -9 under load, SIGTERM, a locked database."""
+import os
+import random
+import socket
+import sqlite3
+import threading
+import time
+
+import pytest
+import requests
+
+from helpers import Chatd, Client, Socket, unique
+from rawws import RawSocket
+
+GENEROUS = {"CHATD_LIMITS_MESSAGES_PER_MINUTE": "1000000", "CHATD_LIMITS_MESSAGE_BURST": "100000"}
+
+
+def wait_for(condition, timeout, step=0.05):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+    return True
+
+
+# -- kill -9 under a write load --------------------------------------------------
+
+class Writer(threading.Thread):
+    """Sends messages as fast as they are acknowledged; notes every new-message it sees."""
+
+    def __init__(self, client, room, stop):
+        super().__init__(daemon=True)
+        self.sock = client.ws(join=room)
+        self.room, self.stop = room, stop
+        self.seen = {}  # id -> text, from every new-message this connection received
+
+    def run(self):
+        n = 0
+        try:
+            while not self.stop.is_set():
+                for _ in range(5):  # a few in flight at once
+                    n += 1
+                    self.sock.say(self.room, "%s #%d" % (self.name, n))
+                for _ in range(5):
+                    event = self.sock.recv(timeout=5)
+                    if event.get("action") == "new-message":
+                        self.seen[event["id"]] = event["message"]
+        except Exception:
+            pass  # the server was killed under us: expected
+
+
+def history(client, room):
+    messages, before = [], None
+    while True:
+        query = "?limit=500" + ("&before=%d" % before if before else "")
+        page = client.get("/api/chat-history/%s%s" % (room, query)).json()
+        messages = page["messages"] + messages
+        if not page["hasMore"]:
+            return {m["id"]: m["message"] for m in messages}
+        before = page["messages"][0]["id"]
+
+
+def test_kill_9_under_load_loses_no_acknowledged_message(database_url):
+    chatd = Chatd(database_url, env=GENEROUS).start()
+    try:
+        owner = Client(chatd)
+        rooms = [owner.create_room() for _ in range(2)]
+        users = [Client(chatd) for _ in range(4)]
+        for user in users:
+            for room in rooms:
+                assert user.post("/api/join-room", {"roomId": room}).status_code == 200
+        for round_ in range(3):
+            stop = threading.Event()
+            writers = [Writer(user, rooms[i % 2], stop) for i, user in enumerate(users)]
+            for writer in writers:
+                writer.start()
+            wait_for(lambda: all(len(w.seen) >= 20 for w in writers), 10)
+            time.sleep(random.uniform(0, 0.2))  # a random moment of the load
+            chatd.kill()  # SIGKILL: no chance to flush anything
+            stop.set()
+            for writer in writers:
+                writer.join(10)
+            chatd.start()
+            for user in users:
+                user.login()
+            stored = {room: history(owner, room) for room in rooms}
+            for writer in writers:
+                assert writer.seen, "the load produced nothing before the kill"
+                lost = {i: t for i, t in writer.seen.items() if stored[writer.room].get(i) != t}
+                assert not lost, "round %d: acknowledged but not in history: %r" % (round_, lost)
+            for room in rooms:  # ids stay dense: nothing half-written
+                ids = sorted(stored[room])
+                assert ids == list(range(1, len(ids) + 1))
+        # The restarted server serves as before.
+        sock = users[0].ws(join=rooms[0])
+        sock.say(rooms[0], "after the crashes")
+        assert sock.expect("new-message")["message"] == "after the crashes"
+    finally:
+        chatd.stop()
+
+
+# -- SIGTERM ---------------------------------------------------------------------
+
+def test_sigterm_closes_websockets_1001_and_exits_0_within_10s(tmp_path):
+    chatd = Chatd("sqlite:///%s" % (tmp_path / "term.db"), env=GENEROUS).start()
+    user, listener_user = Client(chatd), Client(chatd)
+    room = user.create_room()
+    assert listener_user.post("/api/join-room", {"roomId": room}).status_code == 200
+    listener = listener_user.ws(join=room)
+    # A peer that never reads nor answers the close handshake must not hold the exit up.
+    deaf = RawSocket(chatd, user.token, rcvbuf=4096)
+    deaf.send_event(action="join", roomId=room)
+    deaf.expect("joined")
+    sender = user.ws(join=room)
+    count = 300
+    for i in range(count):  # the listener reads none of these yet: a backlog
+        sender.say(room, "%03d %s" % (i, "x" * 1000))
+    acks = [e for e in sender.until(lambda e: e.get("message", "").startswith("%03d" % (count - 1)))
+            if e["action"] == "new-message"]
+    assert len(acks) == count
+    port, started = chatd.port, time.monotonic()
+    chatd.proc.terminate()
+    # Every frame queued before SIGTERM reaches the listener, then the 1001.
+    got = listener.until(lambda e: e.get("message", "").startswith("%03d" % (count - 1)))
+    assert [e["id"] for e in got if e["action"] == "new-message"] == [a["id"] for a in acks]
+    assert listener.close_code() == 1001
+    assert sender.close_code() == 1001
+    with pytest.raises(OSError):  # no longer accepting
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    code = chatd.proc.wait(15)
+    took = time.monotonic() - started
+    assert code == 0 and took < 10, "exit %s after %.1f s" % (code, took)
+    assert "stopped" in chatd.log()
+    chatd.stop()  # already gone: forgets the old address
+    chatd.start()
+    user.login()
+    assert len(history(user, room)) == count
+    chatd.stop()
+
+
+# -- the database locked by another process ------------------------------------------
+
+@pytest.fixture
+def locked_server(tmp_path):
+    path = tmp_path / "locked.db"
+    chatd = Chatd("sqlite:///%s" % path, env=GENEROUS).start()
+    yield chatd, str(path)
+    chatd.stop()
+
+
+class Lock:
+    """Another process's write transaction (BEGIN EXCLUSIVE) held on the database file.
+
+    In WAL mode this is the write lock: nobody else can write, readers still
+    read. It is what a stuck chat-admin, or a tool left in a transaction, does.
+    """
+
+    def __init__(self, path):
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=5)
+
+    def __enter__(self):
+        self.db.execute("BEGIN EXCLUSIVE")
+        return self
+
+    def __exit__(self, *exc):
+        self.db.execute("ROLLBACK")
+        self.db.close()
+
+
+def test_locked_database_gets_json_503_and_the_server_keeps_serving(locked_server):
+    chatd, path = locked_server
+    user = Client(chatd)
+    room = user.create_room()
+    sock = user.ws(join=room)
+    with Lock(path):
+        started = time.monotonic()
+        answer = requests.post(chatd.url + "/api/create-room", json={"roomName": unique("r ")},
+                               headers=user.headers(), timeout=30)
+        waited = time.monotonic() - started
+        assert answer.status_code == 503
+        assert answer.headers["Content-Type"].startswith("application/json")
+        assert answer.json()["status"] == "error" and answer.json()["error"] == "unavailable"
+        assert waited < 10, "a write waited %.1f s for the lock" % waited
+        health = requests.get(chatd.url + "/healthz", timeout=5)
+        assert health.status_code == 503 and health.json()["database"] == "down"
+        # Reads still work: WAL readers do not wait for the writer.
+        assert user.get("/api/chat-history/" + room).status_code == 200
+        sock.say(room, "while locked")
+        event = sock.expect("error")
+        assert event["code"] == "internal" and event["ref"] == "send-message"
+    # Released: everything works again, on the same connection too.
+    assert wait_for(lambda: requests.get(chatd.url + "/healthz", timeout=5).status_code == 200, 5)
+    sock.say(room, "after the lock")
+    assert sock.expect("new-message")["message"] == "after the lock"
+    assert history(user, room) == {1: "after the lock"}
+    sock.close()
+
+
+def test_healthz_answers_quickly_while_a_write_waits_for_the_lock(locked_server):
+    chatd, path = locked_server
+    user = Client(chatd)
+    with Lock(path):
+        waiting = threading.Thread(target=lambda: user.post("/api/create-room",
+                                                            {"roomName": unique("r ")}))
+        waiting.start()
+        slowest = 0.0
+        for _ in range(10):
+            started = time.monotonic()
+            assert requests.get(chatd.url + "/healthz", timeout=5).status_code == 503
+            slowest = max(slowest, time.monotonic() - started)
+        assert slowest < 1.5, "/healthz took %.2f s while a write waited" % slowest
+        waiting.join(30)
+    assert requests.get(chatd.url + "/healthz", timeout=5).status_code == 200
