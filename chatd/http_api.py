@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import bottle
 
-from . import errors, validate, ws
+from . import errors, validate
 from .errors import ChatError
 
 log = logging.getLogger("chatd.http")
@@ -234,11 +234,8 @@ def build(service):
                               "database": "down", "broker": broker}, 503)
 
     @app.get("/chat")
-    def chat_socket():
-        if "wsgi.websocket" not in request.environ:
-            return _render_error(errors.BadRequest("Use a WebSocket upgrade on /chat."))
-        ws.serve(service, request.environ)
-        return ""
+    def chat_socket():  # upgrades never get here: wsproto.Handler hands them to ws.serve
+        return _render_error(errors.BadRequest("Use a WebSocket upgrade on /chat."))
 
     @app.get("/")
     def index():
@@ -281,7 +278,7 @@ class RequestLog:
         try:
             return self.app(environ, start)
         finally:
-            status = "101" if "wsgi.websocket" in environ else seen.get("status", "-")[:3]
+            status = seen.get("status", "-")[:3]
             line = environ.get("PATH_INFO", "")
             if environ.get("QUERY_STRING"):
                 line += "?" + environ["QUERY_STRING"]

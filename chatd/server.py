@@ -101,6 +101,7 @@ def serve(settings):
                         handler_class=wsproto.Handler, log=None, error_log=None,
                         spawn=Pool(settings.server.max_connections))
     server.ws_gate = ws_gate(settings)
+    server.ws_app = lambda handler: ws.serve(service, handler)
     server.start()
     host, port = server.address[:2]
     # Scripts and tests wait for this line: it is logged whatever [log] level says.

@@ -88,7 +88,12 @@ class Session:
                 self.authenticate(upgrade_token)
             except ChatError as exc:
                 self.end(wsproto.CLOSE_POLICY, "unauthorized", exc)
-        for opcode, payload in self.conn.messages():
+        next_message = self.conn.next_message
+        while True:
+            message = next_message()
+            if message is None:
+                return
+            opcode, payload = message
             if self.conn.closing:
                 continue  # the reader still drains until the peer's close
             if opcode != wsproto.OP_TEXT:
@@ -224,19 +229,23 @@ ACTIONS = {
 }
 
 
-def serve(service, environ):
+def serve(service, handler):
     """The whole life of one /chat connection, on its own greenlet."""
     limits = service.settings.websocket
-    conn = wsproto.take_over(environ, limits.max_frame_bytes, limits.send_queue,
+    token = upgrade_token(handler.environ)
+    conn = wsproto.take_over(handler, limits.max_frame_bytes, limits.send_queue,
                              limits.write_timeout, limits.socket_send_buffer)
     session = Session(service, conn)
     service.sessions.add(session)
+    started = time.monotonic()
     try:
-        session.run(upgrade_token(environ))
+        session.run(token)
     finally:
         service.sessions.discard(session)
         session.drop()
         conn.finish()
+        log.info("GET /chat 101 user=%s %.1fs closed=%s", session.username,
+                 time.monotonic() - started, conn.peer_close_code)
 
 
 def end_sessions(sessions, match, reason):

@@ -80,17 +80,29 @@ def _valid_close_code(code):
 
 
 class FrameReader:
-    """Reads whole messages from a blocking `read(n)` with a size cap."""
+    """Reads whole messages from a socket with a size cap.
 
-    def __init__(self, read, max_bytes):
-        self._read = read
+    It reads the socket itself into a buffer that exists only while bytes
+    wait: an idle connection holds no read buffer (io.BufferedReader would
+    keep 8 KiB per connection).
+    """
+
+    __slots__ = ("_recv", "_buf", "max_bytes")
+
+    def __init__(self, sock, pending, max_bytes):
+        self._recv = sock.recv
+        self._buf = pending
         self.max_bytes = max_bytes
 
     def _exactly(self, n):
-        data = self._read(n)
-        if len(data) != n:
-            raise PeerClosed()
-        return data
+        buf = self._buf
+        while len(buf) < n:
+            chunk = self._recv(max(n - len(buf), 4096))
+            if not chunk:
+                raise PeerClosed()
+            buf += chunk
+        self._buf = buf[n:]
+        return buf[:n]
 
     def frame(self):
         """One frame: (fin, opcode, payload). Limits are checked from the header."""
@@ -183,10 +195,10 @@ class Connection:
                  "_dirty", "_writer", "closing", "closed", "last_seen", "created",
                  "peer_close_code", "__weakref__")
 
-    def __init__(self, sock, rfile, max_bytes, max_queue, write_timeout):
+    def __init__(self, sock, pending, max_bytes, max_queue, write_timeout):
         self.sock = sock
         self.raw = sock._sock  # the non-blocking stdlib socket under gevent's
-        self.reader = FrameReader(rfile.read, max_bytes)
+        self.reader = FrameReader(sock, pending, max_bytes)
         self.max_queue = max_queue
         self.write_timeout = write_timeout
         self._out = []
@@ -285,13 +297,12 @@ class Connection:
             pass
 
     # -- reading --------------------------------------------------------------
-    def messages(self):
-        """Yield (opcode, payload) for each data message until the connection ends."""
+    def next_message(self):
+        """The next data message as (opcode, payload), or None once the connection ends."""
         try:
-            while True:
-                opcode, payload = self.reader.message(self._on_control)
-                self.last_seen = time.monotonic()
-                yield opcode, payload
+            opcode, payload = self.reader.message(self._on_control)
+            self.last_seen = time.monotonic()
+            return opcode, payload
         except CloseConnection as exc:
             self.close(exc.code, exc.reason)
             self._drain()
@@ -299,6 +310,7 @@ class Connection:
             pass
         except SOCKET_GONE:
             pass
+        return None
 
     def _on_control(self, opcode, payload):
         self.last_seen = time.monotonic()
@@ -373,12 +385,15 @@ class Handler(WebSocketHandler):
         return gate(self.environ) if gate else None
 
     def run_websocket(self):
-        # Our route owns the socket's whole life; the library must not send
-        # its own code-less close frame afterwards.
+        # Straight to our session (server.ws_app), not through the WSGI app:
+        # every idle connection keeps this greenlet's stack, so it is kept
+        # shallow. The library must not send its code-less close frame after.
         try:
-            super().run_websocket()
+            self.server.ws_app(self)
         finally:
             self.close_connection = True
+            self.websocket = None
+            self.environ["wsgi.websocket"] = None
 
     def read_requestline(self):
         # A keep-alive connection waiting here has no request in flight: the
@@ -403,13 +418,30 @@ def close_idle(server):
             pass
 
 
-def take_over(environ, max_bytes, max_queue, write_timeout, send_buffer=0):
-    """Turn the library's upgraded socket into our Connection."""
-    lib_ws = environ["wsgi.websocket"]
-    handler = lib_ws.handler
-    lib_ws.closed = True  # stops the library's own close frame at the end
+def take_over(handler, max_bytes, max_queue, write_timeout, send_buffer=0):
+    """Turn the library's upgraded socket into our Connection.
+
+    Bytes the client sent right after its handshake may already sit in
+    pywsgi's buffered reader: they are taken over, and the reader (with its
+    8 KiB buffer) and the library's WebSocket object are let go.
+    """
+    sock = handler.socket
     if send_buffer:
         # Loopback and LAN sockets autotune up to megabytes: a reader that
         # stops would otherwise hold that much before its queue even fills.
-        handler.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
-    return Connection(handler.socket, handler.rfile, max_bytes, max_queue, write_timeout)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+    sock.settimeout(0.0)  # peek must not wait for bytes that are not there
+    try:
+        pending = handler.rfile.peek(1 << 16)
+    except (BlockingIOError, OSError):
+        pending = b""
+    finally:
+        sock.settimeout(None)
+    if pending:
+        handler.rfile.read(len(pending))
+    lib_ws = handler.websocket
+    lib_ws.closed = True  # stops the library's own close frame at the end
+    lib_ws.stream = lib_ws.raw_read = lib_ws.raw_write = None
+    handler.rfile = handler.wsgi_input = None
+    handler.environ["wsgi.input"] = None
+    return Connection(sock, bytes(pending), max_bytes, max_queue, write_timeout)
