@@ -28,6 +28,10 @@ def encode(event):
     return wsproto.encode_frame(payload)
 
 
+def presence_event(action, room_pk, username):
+    return {"action": action, "username": username, "roomId": store.room_key(room_pk)}
+
+
 class RoomLive:
     __slots__ = ("pk", "sessions", "last_seq", "pending", "repairing", "users")
 
@@ -92,9 +96,10 @@ class Hub:
                 events = self.fetch_events(room_pk, room.last_seq, first_waiting - 1)
                 for event in events:
                     self._sequenced(room_pk, event["id"], event)
-                if room.pending and min(room.pending) != room.last_seq + 1:
-                    # The missing ids are gone (purged with the room's history).
-                    room.last_seq = min(room.pending) - 1
+                if not events and room.last_seq < first_waiting - 1:
+                    # The missing ids are gone (purged with the room's history). Only
+                    # those: ids that arrived early while we read are not skipped.
+                    room.last_seq = first_waiting - 1
         except Exception:  # the database is away: the next early id retries
             log.exception("gap repair in room %d failed", room_pk)
         finally:
@@ -103,8 +108,21 @@ class Hub:
     def resync(self):
         """After the broker was away: deliver what other processes stored meanwhile."""
         for room_pk, room in list(self.rooms.items()):
-            for event in self.fetch_events(room_pk, room.last_seq, None):
+            self._catch_up(room_pk, room)
+
+    def _catch_up(self, room_pk, room):
+        """Deliver every stored message of the room beyond what it has delivered."""
+        seen = None
+        while self.rooms.get(room_pk) is room and room.last_seq != seen:
+            seen = room.last_seq  # fetch_events returns a page: go on until one adds nothing
+            for event in self.fetch_events(room_pk, seen, None):
                 self._sequenced(room_pk, event["id"], event)
+
+    def _catch_up_new(self, room_pk, room):
+        try:
+            self._catch_up(room_pk, room)
+        except Exception:  # the database is away: the next early id repairs
+            log.exception("catching up room %d failed", room_pk)
 
     # -- other room events (not stored, not sequenced) ------------------------
     def broadcast(self, room_pk, event, exclude_user=None):
@@ -130,21 +148,29 @@ class Hub:
             self._local(message["room"], encode(message["event"]), message.get("exclude"))
         elif kind == "resync":
             self.resync()
+        elif kind == "presence-expired":  # the broker reaped a dead process's user
+            self._local(message["room"], encode(presence_event(
+                "user-left", message["room"], message["username"])), message["username"])
 
     # -- subscriptions and presence -------------------------------------------
     def subscribe(self, session, room_pk):
         """Add a session to a room; returns the RoomLive (its last_seq is the replay bound)."""
         room = self.rooms.get(room_pk)
         if room is None:
-            room = self.rooms[room_pk] = RoomLive(room_pk, self.room_last_seq(room_pk))
+            last_seq = self.room_last_seq(room_pk)  # on PostgreSQL other greenlets run meanwhile
+            room = self.rooms.get(room_pk)
+        if room is None:
+            room = self.rooms[room_pk] = RoomLive(room_pk, last_seq)
+            # Another process's events that came while last_seq was read found
+            # no live room here and were dropped: read them from the database.
+            gevent.spawn(self._catch_up_new, room_pk, room)
         if session in room.sessions:
             return room
         room.sessions.add(session)
         room.users[session.username] += 1
         if room.users[session.username] == 1 and \
                 self.broker.presence_join(room_pk, session.username):
-            self.broadcast(room_pk, {"action": "user-joined", "username": session.username,
-                                     "roomId": store.room_key(room_pk)},
+            self.broadcast(room_pk, presence_event("user-joined", room_pk, session.username),
                            exclude_user=session.username)
         return room
 
@@ -160,10 +186,9 @@ class Hub:
         if room.users[session.username] <= 0:
             del room.users[session.username]
             if self.broker.presence_leave(room_pk, session.username):
-                self.broadcast(room_pk, {"action": "user-left", "username": session.username,
-                                         "roomId": store.room_key(room_pk)},
+                self.broadcast(room_pk, presence_event("user-left", room_pk, session.username),
                                exclude_user=session.username)
-        if not room.sessions:
+        if not room.sessions and self.rooms.get(room_pk) is room:  # the broker call yields
             del self.rooms[room_pk]
 
     def close_room(self, room_pk):
