@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from admin_tool import CHAT_ADMIN, chat_admin, failed, ok
+from admin_tool import chat_admin, failed, ok
 from conftest import GENEROUS
 from helpers import Chatd, Client, unique
 
@@ -182,4 +182,3 @@ def test_every_command_has_help():
         assert text.startswith("Usage: chat-admin %s" % command), text
         summary = text.split("\n\n")[1].strip()
         assert len(summary) > 20 and summary.endswith((".", ")")), (command, summary)
-    assert CHAT_ADMIN.endswith("chat-admin")

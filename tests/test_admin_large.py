@@ -1,11 +1,9 @@
 """chat-admin on a database with a million messages: flat memory, rate, interruption, purge."""
 import json
-import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
