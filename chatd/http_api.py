@@ -135,6 +135,7 @@ def build(service):
     chat, settings = service.chat, service.settings
     max_body = settings.limits.max_body_bytes
     trusted = _networks(settings.server.trusted_proxies)
+    metrics_readers = _networks(settings.metrics.allowed_networks)
     app = App()
     request = bottle.request
 
@@ -232,6 +233,14 @@ def build(service):
         return json_response({"status": "error", "error": "unavailable",
                               "message": "The database does not answer.",
                               "database": "down", "broker": broker}, 503)
+
+    @app.get("/metrics")
+    def metrics():
+        # Behind a trusted proxy the proxy's own address must not open it to all.
+        if not _in(client_address(request.environ, trusted), metrics_readers):
+            return _render_error(errors.Forbidden("Metrics are not served to this address."))
+        data, content_type = service.metrics.render()
+        return bottle.HTTPResponse(data, 200, {"Content-Type": content_type})
 
     @app.get("/chat")
     def chat_socket():  # upgrades never get here: wsproto.Handler hands them to ws.serve

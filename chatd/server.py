@@ -20,6 +20,7 @@ from gevent.pywsgi import WSGIServer  # noqa: E402
 
 from . import auth, broker as brokers, config, http_api, models, ops, ws, wsproto  # noqa: E402
 from .hub import Hub  # noqa: E402
+from .metrics import Metrics  # noqa: E402
 
 log = logging.getLogger("chatd")
 CONTROL_POLL = 0.5  # seconds: how soon chat-admin's changes reach live sessions
@@ -49,10 +50,12 @@ def build_service(settings):
     models.migrate()
     broker = brokers.open_broker(settings.broker.url)
     chat = ops.Chat(settings, auth.Passwords(settings.auth.hash_threads), broker)
-    hub = Hub(broker, chat.messages_since, chat.room_last_seq)
-    chat.writer.on_stored = hub.message_stored
+    sessions = set()
+    metrics = Metrics(lambda: len(sessions), lambda: hub.room_count())
+    hub = Hub(broker, chat.messages_since, chat.room_last_seq, stats=metrics)
+    chat.writer.on_stored = metrics.timed(hub.message_stored)
     return SimpleNamespace(settings=settings, chat=chat, hub=hub, broker=broker,
-                           sessions=set())
+                           sessions=sessions, metrics=metrics)
 
 
 def watch_control_events(service):
@@ -84,11 +87,12 @@ def apply_control_event(service, kind, payload):
             session.room_deleted(payload["room"])
 
 
-def ws_gate(settings):
+def ws_gate(settings, metrics):
     def gate(environ):
         if environ.get("PATH_INFO") != "/chat":
             return "404 Not Found", b'{"status":"error","error":"not_found","message":"No such route."}'
         if not ws.origin_allowed(environ, settings.server.allowed_origins):
+            metrics.rejected("origin")
             return "403 Forbidden", b'{"status":"error","error":"forbidden","message":"Origin not allowed."}'
         return None
     return gate
@@ -96,11 +100,11 @@ def ws_gate(settings):
 
 def serve(settings):
     service = build_service(settings)
-    app = http_api.RequestLog(http_api.build(service))
+    app = http_api.RequestLog(http_api.build(service), service.metrics.http_request)
     server = WSGIServer((settings.server.host, settings.server.port), app,
                         handler_class=wsproto.Handler, log=None, error_log=None,
                         spawn=Pool(settings.server.max_connections))
-    server.ws_gate = ws_gate(settings)
+    server.ws_gate = ws_gate(settings, service.metrics)
     server.ws_app = lambda handler: ws.serve(service, handler)
     server.start()
     host, port = server.address[:2]

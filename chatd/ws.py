@@ -97,6 +97,7 @@ class Session:
             if self.conn.closing:
                 continue  # the reader still drains until the peer's close
             if opcode != wsproto.OP_TEXT:
+                self.service.metrics.rejected("binary")
                 self.error(errors.BadRequest("Binary frames are not supported; send JSON text."))
                 continue
             self.handle(payload)
@@ -175,11 +176,13 @@ class Session:
             self.conn.wait_drained()
 
     def do_send_message(self, body):
+        self.service.metrics.received()
         room_pk = self._joined_room(body)
         chat = self.service.chat
         try:
             chat.check_rate(self.user)
         except errors.RateLimited:
+            self.service.metrics.rejected("rate_limited")
             self.strikes += 1
             if self.strikes >= self.service.settings.limits.flood_strikes:
                 self.end(wsproto.CLOSE_POLICY, "flooding",
@@ -244,6 +247,7 @@ def serve(service, handler):
         service.sessions.discard(session)
         session.drop()
         conn.finish()
+        service.metrics.closed(conn.close_sent, conn.peer_close_code)
         log.info("GET /chat 101 user=%s %.1fs closed=%s", session.username,
                  time.monotonic() - started, conn.peer_close_code)
 

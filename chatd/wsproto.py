@@ -193,7 +193,7 @@ class Connection:
 
     __slots__ = ("sock", "raw", "reader", "max_queue", "write_timeout", "_out",
                  "_dirty", "_writer", "closing", "closed", "last_seen", "created",
-                 "peer_close_code", "__weakref__")
+                 "peer_close_code", "close_sent", "__weakref__")
 
     def __init__(self, sock, pending, max_bytes, max_queue, write_timeout):
         self.sock = sock
@@ -208,6 +208,7 @@ class Connection:
         self.closed = False
         self.created = self.last_seen = time.monotonic()
         self.peer_close_code = None
+        self.close_sent = None  # the code of our close frame, for metrics
 
     # -- writing --------------------------------------------------------------
     def send(self, frame):
@@ -229,6 +230,7 @@ class Connection:
             return
         self._out.append(close_frame(code, reason))
         self.closing = True
+        self.close_sent = code
         if not self._dirty and self._writer is None:
             self._dirty = True
             flusher().mark(self)
@@ -251,6 +253,7 @@ class Connection:
         self._out.clear()
         self._out.append(close_frame(CLOSE_TRY_LATER, "too slow to read"))
         self.closing = True
+        self.close_sent = CLOSE_TRY_LATER
         if self._writer is None and not self._dirty:
             self._dirty = True
             flusher().mark(self)
