@@ -49,6 +49,30 @@ def sched_seconds(pid="self"):
     return int(run_ns) / 1e9, int(wait_ns) / 1e9
 
 
+def machine_busy(secs=1.0):
+    """Share of all CPUs busy over secs (from /proc/stat). Called while the
+    server and we are idle, so what it sees is other processes."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]          # total, idle + iowait
+    t0, i0 = sample()
+    time.sleep(secs)
+    t1, i1 = sample()
+    return 1 - (i1 - i0) / max(1, t1 - t0)
+
+
+def wait_for_quiet(max_busy, give_up_s):
+    """Before rerunning a disturbed step: wait for the other processes to calm down."""
+    deadline = time.monotonic() + give_up_s
+    while time.monotonic() < deadline:
+        busy = machine_busy()
+        if busy <= max_busy:
+            return
+        print(f"   (machine {busy * 100:.0f}% busy with other processes; waiting)",
+              file=sys.stderr, flush=True)
+
+
 def sched_delta(before, after, secs):
     return (after[0] - before[0]) / secs, (after[1] - before[1]) / secs
 
@@ -360,8 +384,10 @@ def main(argv=None):
     ap.add_argument("--max-wait", type=float, default=0.05,
                     help="a step whose server or load generator waited for its core "
                          "longer than this share of the time is disturbed ...")
-    ap.add_argument("--retries", type=int, default=2,
+    ap.add_argument("--retries", type=int, default=3,
                     help="... and is run again up to this many times")
+    ap.add_argument("--quiet-timeout", type=float, default=60,
+                    help="before a rerun, wait up to this long for the machine to calm down")
     ap.add_argument("--run-id", default=str(int(time.time()) % 1000000),
                     help="chatd: suffix of usernames and room names")
     ap.add_argument("--auth-threads", type=int, default=4)
@@ -388,6 +414,8 @@ def main(argv=None):
                 loop.drain()
             if not disturbed(step, args.max_wait):
                 break
+            if attempt < args.retries:
+                wait_for_quiet(args.max_wait, args.quiet_timeout)
         steps.append(step)
         failures = 0 if passes(step) else failures + 1
         if args.stop_after and failures >= args.stop_after:
