@@ -1,6 +1,9 @@
 """Several chatd processes on one PostgreSQL and one Redis: PROTOCOL.md section 3's
 guarantees across processes, a process killed with -9, and Redis restarting under
 traffic. Three real chatd processes; a private redis-server the tests may stop."""
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -13,8 +16,10 @@ import services
 from helpers import Chatd, Client, Closed, Socket, unique
 
 BURST = 200  # messages a user may send at once (per minute: 60, one a second)
-LIMITS = {"CHATD_LIMITS_MESSAGES_PER_MINUTE": "60", "CHATD_LIMITS_MESSAGE_BURST": str(BURST),
-          "CHATD_LIMITS_FLOOD_STRIKES": "1000", "CHATD_AUTH_LOGIN_FAILURES_PER_USER": "10"}
+POOL = 4  # PostgreSQL connections per process: small, so the tests press on the pool
+ENV = {"CHATD_LIMITS_MESSAGES_PER_MINUTE": "60", "CHATD_LIMITS_MESSAGE_BURST": str(BURST),
+       "CHATD_LIMITS_FLOOD_STRIKES": "1000", "CHATD_AUTH_LOGIN_FAILURES_PER_USER": "10",
+       "CHATD_DATABASE_POOL_SIZE": str(POOL)}
 PRESENCE_DEADLINE = 30  # seconds: a dead process's users must be gone by then
 
 
@@ -37,7 +42,7 @@ def cluster(pg_url, redis_server):
     procs = []
     try:
         for _ in range(3):
-            procs.append(Chatd(pg_url, broker=redis_server.url, env=LIMITS).start())
+            procs.append(Chatd(pg_url, broker=redis_server.url, env=ENV).start())
         yield procs
     finally:
         for proc in procs:
@@ -97,9 +102,15 @@ def messages(sock, room, count, timeout=60):
 
 
 def history(user, room):
-    r = user.get("/api/chat-history/%s?limit=500" % room)
-    assert r.status_code == 200, r.text
-    return r.json()["messages"]
+    """Every stored message of the room, oldest first, page by page."""
+    stored, more = [], True
+    while more:
+        after = stored[-1]["id"] if stored else 0
+        r = user.get("/api/chat-history/%s?limit=500&after=%d" % (room, after))
+        assert r.status_code == 200, r.text
+        stored += r.json()["messages"]
+        more = r.json()["hasMore"]
+    return stored
 
 
 def in_order_once(events, first_id, count):
@@ -233,6 +244,32 @@ def test_killed_process_takes_its_presence_within_30s(running):
     assert online(observer, room, survivor.username)
     on_b.close()
     assert obs.expect("user-left")["username"] == survivor.username
+
+
+def test_typing_room_deletion_and_disabling_reach_every_process(running, pg_url):
+    a, b, c = running
+    owner = Client(a)
+    room = owner.create_room()
+    typist = Client(a)
+    typing_sock = ws_on(a, typist, room)
+    watchers = [ws_on(proc, Client(proc), room) for proc in (b, c)]
+    typing_sock.send(action="typing", roomId=room)
+    for sock in watchers:
+        assert sock.expect("user-typing")["username"] == typist.username
+    doomed = ws_on(c, typist, room)
+    admin(pg_url, "user", "disable", typist.username)  # chat-admin, on the database alone
+    for sock in (typing_sock, doomed):
+        assert sock.close_code() == 1008
+    admin(pg_url, "room", "delete", room, "--yes")
+    for sock in watchers:
+        assert sock.expect("room-deleted", timeout=5)["roomId"] == room
+
+
+def admin(database, *args):
+    result = subprocess.run([os.path.join(os.path.dirname(sys.executable), "chat-admin"),
+                             "--database", database, *args],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
 
 
 # -- limits across processes --------------------------------------------------
@@ -422,14 +459,22 @@ def test_connections_go_back_to_the_pool(running, pg_url):
     def read():
         results.append(user.get("/api/chat-history/" + room).status_code)
 
-    run_threads(*[read for _ in range(40)])
+    run_threads(*[read for _ in range(40)])  # ten times the pool, at once
     assert results == [200] * 40
-    database = pg_url.rsplit("/", 1)[1]
+    assert len(backend_states(pg_url)) <= 3 * POOL
+    # Every connection came back with its transaction finished (a pooled one left
+    # inside a transaction would stay so; the pollers' are gone in microseconds).
+    wait_for(lambda: "idle in transaction" not in backend_states(pg_url),
+             "no connection idle in a transaction", timeout=5)
+
+
+def backend_states(pg_url):
+    """The state of every connection to the test database but this one."""
     admin = psycopg2.connect(pg_url)
     try:
         with admin.cursor() as cur:
-            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (database,))
-            (connections,) = cur.fetchone()
+            cur.execute("SELECT state FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND pid <> pg_backend_pid()")
+            return [state for (state,) in cur.fetchall()]
     finally:
         admin.close()
-    assert connections <= 3 * 10 + 1  # pool_size per process, plus this one
