@@ -163,8 +163,9 @@ class Flusher:
         self._greenlet = gevent.spawn(self._run)
 
     def mark(self, conn):
+        if not self._dirty:
+            self._wake.set()
         self._dirty.append(conn)
-        self._wake.set()
 
     def _run(self):
         while True:
