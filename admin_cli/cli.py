@@ -3,6 +3,8 @@
 Exit codes: 0 done; 1 failed (one line on stderr, never a traceback);
 2 bad usage (click's own, and a bad --config or --database).
 """
+import logging
+
 import click
 import peewee as pw
 
@@ -55,6 +57,9 @@ def cli(ctx, config_path, database_url):
     chatd within 2 seconds: a disabled user or a new password ends that user's
     sessions, a deleted room sends room-deleted to its members.
     """
+    # chatd's modules log for a server; here only an error is worth a line
+    # (an unreachable Redis just means presence is not shown).
+    logging.basicConfig(level=logging.ERROR, format="chat-admin: %(message)s")
     ctx.obj = Admin(config_path, database_url)
 
 

@@ -59,14 +59,19 @@ class Admin:
                 broker = brokers.open_broker(self.settings.broker.url)
             except ValueError as exc:
                 raise click.UsageError(str(exc))
+            # Connects (Redis) as chatd does. Its background greenlets never run
+            # here: nothing in chat-admin yields to gevent's hub, and stop() drops them.
+            broker.start(on_event=None)
+            click.get_current_context().call_on_close(broker.stop)
             # Hashing inline: no gevent here, and one password at a time.
             self._chat = ops.Chat(self.settings, auth.Passwords(threads=0), broker)
         return self._chat
 
     @property
     def shared_presence(self):
-        """Whether the broker shows chatd's connections (not the in-process one)."""
-        return self.settings.broker.url.split(":", 1)[0] != "memory"
+        """Whether chatd's connections can be seen from here: a shared broker that answers."""
+        broker = self.chat().broker
+        return broker.name != "memory" and broker.status() == "ok"
 
 
 def _check_exists(url, create):

@@ -2,8 +2,9 @@
 import json
 import time
 
+import services
 from admin_tool import chat_admin, failed, ok
-from helpers import unique
+from helpers import Chatd, Client, unique
 
 ROOM_LIST_KEYS = {"roomId", "roomName", "memberCount", "messageCount", "createdAt"}
 
@@ -86,3 +87,22 @@ def test_commands_on_an_unknown_or_malformed_room_fail_with_exit_1(database_url)
     failed(chat_admin(database_url, "room", "members", "room_999999"), "No room room_999999")
     failed(chat_admin(database_url, "room", "delete", "room_999999", "--yes"), "No room")
     failed(chat_admin(database_url, "room", "delete", "general", "--yes"), "room id like room_12")
+
+
+def test_room_members_shows_who_is_online_through_a_shared_broker(tmp_path):
+    redis = services.RedisServer(tmp_path).start()
+    url = "sqlite:///%s" % (tmp_path / "chat.db")
+    server = Chatd(url, broker=redis.url).start()
+    try:
+        alice, bob = Client(server), Client(server)
+        room = alice.create_room()
+        bob.post("/api/join-room", {"roomId": room})
+        alice.ws(join=room)
+        out = ok(chat_admin(url, "room", "members", room, "--json",
+                            env={"CHATD_BROKER_URL": redis.url}))
+        assert sorted(json.loads(out), key=lambda m: m["username"]) == sorted(
+            [{"username": alice.username, "online": True},
+             {"username": bob.username, "online": False}], key=lambda m: m["username"])
+    finally:
+        server.stop()
+        redis.stop()
