@@ -9,12 +9,15 @@ Batches touch rooms in id order so processes never lock rooms in opposite
 orders.
 """
 import logging
+import sqlite3
 
 import gevent
 import gevent.event
 import peewee as pw
+from gevent.threadpool import ThreadPool
 
 from . import models, store
+from .errors import Unavailable
 
 log = logging.getLogger("chatd.commit")
 
@@ -58,6 +61,8 @@ class GroupCommit:
         self._wake = gevent.event.Event()
         self._writer = None
         self._sql = None
+        self._thread_db = None  # SQLite: the writer thread's own connection
+        self._thread = None
 
     def submit(self, post):
         """Store one post; returns (event, is_new) or NOT_ALLOWED."""
@@ -81,7 +86,7 @@ class GroupCommit:
     def _commit(self, batch):
         try:
             self._write([post for post, _ in batch])
-        except pw.IntegrityError:
+        except (pw.IntegrityError, sqlite3.IntegrityError):
             # Another process stored the same clientMsgId in between: each
             # post alone now finds its original.
             for post, done in batch:
@@ -110,13 +115,37 @@ class GroupCommit:
             done.set(post.result)
 
     def _write(self, posts):
+        posts = sorted(posts, key=lambda p: p.room_pk)
         db = models.proxy.obj
         if self._sql is None:
             self._sql = Statements(db)
-        self._write_all(db, self._sql, sorted(posts, key=lambda p: p.room_pk))
+            self._thread_db = models.writer_database(db)
+            if self._thread_db is not None:
+                self._thread = ThreadPool(1)
+        if self._thread_db is None:
+            self._write_pooled(db, self._sql, posts)
+            return
+        try:
+            self._thread.apply(self._write_in_thread, (posts,))
+        except (pw.OperationalError, sqlite3.OperationalError) as exc:
+            raise Unavailable("The database is unavailable; try again.") from exc
+
+    def close(self):
+        """Close the writer thread's connection (SQLite then drops its WAL file)."""
+        if self._thread is not None:
+            self._thread.apply(self._thread_db.close)
+            self._thread.kill()
+            self._thread = self._thread_db = self._sql = None
 
     @models.transaction
-    def _write_all(self, db, sql, posts):
+    def _write_pooled(self, db, sql, posts):
+        self._write_posts(db, sql, posts)
+
+    def _write_in_thread(self, posts):
+        with self._thread_db.atomic():
+            self._write_posts(self._thread_db, self._sql, posts)
+
+    def _write_posts(self, db, sql, posts):
         # The driver's own cursor: peewee's execute_sql adds nothing this path needs.
         cursor = db.cursor()
         for post in posts:

@@ -120,6 +120,22 @@ def open_database(url, pool_size=10):
     raise ValueError("database URL %r: scheme must be sqlite or postgresql" % url)
 
 
+def writer_database(database):
+    """SQLite: a second connection to the same file, for the message writer's own thread.
+
+    Its commits then wait on the disk in that thread, off the event loop,
+    and messages that arrive meanwhile share the next commit. It may wait
+    for the write lock inside SQLite: nothing else runs on that thread.
+    None on PostgreSQL, whose waits already yield to other greenlets.
+    """
+    if not isinstance(database, pw.SqliteDatabase):
+        return None
+    return pw.SqliteDatabase(
+        database.database, thread_safe=False, check_same_thread=False,
+        timeout=LOCK_WAIT, pragmas={"journal_mode": "wal", "synchronous": "normal",
+                                    "foreign_keys": 1, "busy_timeout": int(LOCK_WAIT * 1000)})
+
+
 def session(database):
     """A pooled connection for the duration of one operation (no-op on SQLite).
 

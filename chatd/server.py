@@ -139,6 +139,7 @@ def shutdown(server, service, settings):
         session.conn.abort()
     server.stop(timeout=max(0.1, deadline - time.monotonic()))
     service.broker.stop()
+    service.chat.writer.close()
     models.close()
     log.info("stopped")
 
