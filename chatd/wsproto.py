@@ -422,6 +422,16 @@ def close_idle(server):
             pass
 
 
+class _NoInput:
+    """What pywsgi finds as the request body once our Connection owns the socket."""
+
+    def _discard(self):
+        pass
+
+
+_NO_INPUT = _NoInput()
+
+
 def take_over(handler, max_bytes, max_queue, write_timeout, send_buffer=0):
     """Turn the library's upgraded socket into our Connection.
 
@@ -446,6 +456,7 @@ def take_over(handler, max_bytes, max_queue, write_timeout, send_buffer=0):
     lib_ws = handler.websocket
     lib_ws.closed = True  # stops the library's own close frame at the end
     lib_ws.stream = lib_ws.raw_read = lib_ws.raw_write = None
-    handler.rfile = handler.wsgi_input = None
+    handler.rfile = None
+    handler.wsgi_input = _NO_INPUT  # pywsgi discards leftover input after the route
     handler.environ["wsgi.input"] = None
     return Connection(sock, bytes(pending), max_bytes, max_queue, write_timeout)

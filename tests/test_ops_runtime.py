@@ -199,6 +199,20 @@ def test_one_log_line_per_request_with_its_request_id(server):
         assert len(lines) == 1 and path in lines[0] and " %s " % status in lines[0], lines
 
 
+def test_an_ordinary_session_logs_no_error(tmp_path):
+    chatd = Chatd("sqlite:///%s" % (tmp_path / "quiet.db")).start()
+    user = Client(chatd)
+    room = user.create_room()
+    sock = user.ws(join=room)
+    sock.say(room, "hello")
+    sock.expect("new-message")
+    sock.close()
+    left_open = user.ws(join=room)  # still open at SIGTERM
+    assert chatd.stop() == 0
+    left_open.close()
+    assert "Traceback" not in chatd.log() and " ERROR " not in chatd.log(), chatd.log()
+
+
 def test_no_password_or_token_reaches_the_log(server):
     password = "pw-" + unique("secret")
     user = Client(server, password=password)
