@@ -380,3 +380,44 @@ def test_slow_reader_is_cut_off_and_others_keep_their_latency(tmp_path):
             assert ended.value.code == 1013
     finally:
         chatd.stop()
+
+
+def test_frames_from_many_rooms_never_interleave_on_one_socket(tmp_path):
+    """Four rooms fan out big messages at once to one socket with a small window:
+    every frame arrives whole, in order per room (partial sends, queued writes)."""
+    chatd = Chatd("sqlite:///%s" % (tmp_path / "mix.db"),
+                  env={"CHATD_LIMITS_MESSAGES_PER_MINUTE": "1000000",
+                       "CHATD_LIMITS_MESSAGE_BURST": "100000"}).start()
+    try:
+        reader_user = Client(chatd)
+        senders = [Client(chatd) for _ in range(4)]
+        rooms = [sender.create_room() for sender in senders]
+        reader = RawSocket(chatd, reader_user.token, rcvbuf=8192)
+        for room in rooms:
+            assert reader_user.post("/api/join-room", {"roomId": room}).status_code == 200
+            reader.send_event(action="join", roomId=room)
+            reader.expect("joined")
+        count = 40
+        sent = {room: ["%s %03d %s" % (room, i, chr(0x41 + i % 26) * 3900) for i in range(count)]
+                for room in rooms}
+
+        def send(sender, room):
+            sock = sender.ws(join=room)
+            for text in sent[room]:
+                sock.say(room, text)
+            sock.until(lambda e: e.get("message") == sent[room][-1], timeout=30)
+            sock.close()
+
+        threads = [threading.Thread(target=send, args=pair) for pair in zip(senders, rooms)]
+        for thread in threads:
+            thread.start()
+        got = {room: [] for room in rooms}
+        while sum(map(len, got.values())) < count * len(rooms):
+            event = reader.recv(timeout=30)  # a spliced frame would not parse
+            if event["action"] == "new-message":
+                got[event["roomId"]].append(event["message"])
+        for thread in threads:
+            thread.join(30)
+        assert got == sent
+    finally:
+        chatd.stop()
