@@ -210,7 +210,7 @@ def main():
     ap.add_argument("--members", type=int, default=30)
     ap.add_argument("--senders", type=int, default=2, help="senders per room")
     ap.add_argument("--message-bytes", type=int, default=100)
-    ap.add_argument("--rates", default="10,20:300:20", help="per-sender msgs/s steps (loadgen)")
+    ap.add_argument("--rates", default="10:200:5", help="per-sender msgs/s steps (loadgen)")
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--measure", type=float, default=3.0)
     ap.add_argument("--tail", type=float, default=1.0)

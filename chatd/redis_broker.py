@@ -151,6 +151,7 @@ class RedisBroker(MemoryBroker):
             ("hit", HIT), ("oldest", OLDEST_HIT_AGE), ("take", TAKE_TOKEN))}
         self.up = False  # False: every call uses the in-process fallback
         self.dropped = False  # events this process could not publish since it was last up
+        self.connected_at = 0.0  # when the listener was last subscribed
         self.outbox = gevent.queue.Queue()
         self.greenlets = []
 
@@ -222,12 +223,13 @@ class RedisBroker(MemoryBroker):
         """Deliver other processes' events; reconnect with backoff, forever."""
         delay = BACKOFF[0]
         while True:
+            attempt = time.monotonic()
             try:
                 self._subscribed_loop()
-                delay = BACKOFF[0]  # it was up: the next attempt comes quickly
-            except Exception as exc:  # refused, timed out or cut: wait longer each time
+            except Exception as exc:  # refused, timed out, cut, or a bug: never die of it
                 self._lost(exc)
-                delay = min(delay * 2, BACKOFF[1])
+            # Subscribed during this attempt: retry soon; else wait longer each time.
+            delay = BACKOFF[0] if self.connected_at >= attempt else min(delay * 2, BACKOFF[1])
             gevent.sleep(delay)
 
     def _subscribed_loop(self):
@@ -261,6 +263,7 @@ class RedisBroker(MemoryBroker):
         if not self.up:
             log.info("redis broker connected")
         self.up = True
+        self.connected_at = time.monotonic()
         self._refresh()
         if self.dropped:
             self.dropped = False
