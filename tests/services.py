@@ -7,6 +7,7 @@ pass by skipping.
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -96,5 +97,13 @@ class RedisServer:
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a frozen server cannot act on SIGTERM
             self.proc.terminate()
             self.proc.wait(10)
+
+    def freeze(self):
+        """Unreachable but not gone: connections open, nothing answers (SIGSTOP)."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self):
+        self.proc.send_signal(signal.SIGCONT)

@@ -52,7 +52,9 @@ def cluster(pg_url, redis_server):
 @pytest.fixture
 def running(cluster, redis_server):
     """The cluster, with any process a previous test killed started again."""
-    if not redis_server.answers():
+    if redis_server.proc.poll() is None:
+        redis_server.thaw()  # a failed outage test may have left it frozen
+    else:
         redis_server.start()
     for proc in cluster:
         if proc.proc.poll() is not None:
@@ -318,7 +320,16 @@ def test_login_throttle_is_per_user_across_processes(running):
 
 # -- failures -----------------------------------------------------------------
 
-def test_redis_restart_under_traffic_loses_nothing(running, redis_server):
+OUTAGES = {  # (take Redis away, bring it back)
+    "restart": (lambda redis: redis.stop(), lambda redis: redis.start()),
+    "unreachable": (lambda redis: redis.freeze(), lambda redis: redis.thaw()),
+}
+
+
+@pytest.mark.parametrize("outage", sorted(OUTAGES))
+def test_redis_outage_under_traffic_loses_nothing(running, redis_server, outage):
+    """Redis restarting (its data lost) or not answering for a while, under traffic."""
+    away, back = OUTAGES[outage]
     a, b, c = running
     owner = Client(a)
     room = owner.create_room()
@@ -338,13 +349,13 @@ def test_redis_restart_under_traffic_loses_nothing(running, redis_server):
     thread.start()
     try:
         wait_for(lambda: len(sent) > 30, "traffic before the restart")
-        redis_server.stop()
+        away(redis_server)
         for proc in running:
             wait_for(lambda: health(proc).get("broker") == "down", "broker down")
             assert health(proc)["code"] == 200 and health(proc)["database"] == "ok"
         during = len(sent)
         wait_for(lambda: len(sent) > during + 30, "traffic while Redis is down")
-        redis_server.start()
+        back(redis_server)
         for proc in running:
             wait_for(lambda: health(proc).get("broker") == "ok", "broker back", timeout=30)
         after = len(sent)
