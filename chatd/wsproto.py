@@ -399,6 +399,14 @@ class Handler(WebSocketHandler):
             self.websocket = None
             self.environ["wsgi.websocket"] = None
 
+    def run_application(self):
+        super().run_application()
+        if self.code == 413:
+            # pywsgi would read the rest of an oversized body to keep the
+            # connection alive: forever for an endless chunked one. Hang up.
+            self.wsgi_input = _NO_INPUT
+            self.close_connection = True
+
     def read_requestline(self):
         # A keep-alive connection waiting here has no request in flight: the
         # server may close it at once on shutdown (see close_idle).

@@ -38,17 +38,34 @@ def assert_error(response, status, code):
     return body
 
 
-def raw_request(server, head, body=b"", timeout=10):
-    """Send bytes as they are; (status, headers, body) of the answer."""
+def raw_request(server, head, body=b"", timeout=10, then_closed=False):
+    """Send bytes as they are; (status, headers, body) of the answer.
+
+    then_closed: also require that the server closes the connection after it.
+    """
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
     try:
         sock.sendall(head.encode("latin-1") + b"\r\n\r\n" + body)
         status, headers, rest = http_head(sock, time.monotonic() + timeout)
         while len(rest) < int(headers.get("content-length", 0)):
             rest += sock.recv(65536)
+        if then_closed:
+            assert_closed_soon(sock)
         return status, headers, rest
     finally:
         sock.close()
+
+
+def assert_closed_soon(sock, timeout=2):
+    """The server hung up: it does not sit reading (or draining) the rest of a body."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        raise AssertionError("the server kept the connection open after answering")
 
 
 # -- bodies ----------------------------------------------------------------------
@@ -57,7 +74,7 @@ def test_413_from_content_length_without_reading_the_body(server, user):
     started = time.monotonic()
     head = ("POST /api/create-room HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             "Authorization: Bearer %s\r\nContent-Length: 10000000000" % user.token)
-    status, headers, body = raw_request(server, head)  # and not one byte of the 10 GB
+    status, headers, body = raw_request(server, head, then_closed=True)  # not one byte sent
     assert status == 413 and b'"error":"payload_too_large"' in body
     assert time.monotonic() - started < 2
     still_served(server, user)
@@ -91,8 +108,13 @@ def test_413_for_an_endless_chunked_body_while_it_is_still_being_sent(server, us
     except (BrokenPipeError, ConnectionResetError):
         pass  # answered and closed while we were still sending
     status, _, body = http_head(sock, time.monotonic() + 5)
-    sock.close()
     assert status == 413
+    try:
+        sock.sendall(chunk * 64)  # the server does not drain an endless body either
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    assert_closed_soon(sock)
+    sock.close()
     assert memory_kib(server.proc.pid) - peak_before < 16 * 1024
     still_served(server, user)
 
