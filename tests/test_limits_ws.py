@@ -288,7 +288,7 @@ def test_server_pings_and_drops_a_silent_peer(tmp_path):
             if opcode == OP_PING:
                 pings += 1
                 answering.send(frame(payload, 0xA))
-        assert pings >= 3
+        assert pings >= 2  # the sweeper ticks once a second at most
         with pytest.raises((EOFError, ConnectionError)):
             while True:
                 silent.recv_frame(timeout=5)  # pings, then the server drops it
