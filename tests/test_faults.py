@@ -1,5 +1,4 @@
 """Faults done to a real chatd: kill -9 under load, SIGTERM, a locked database."""
-import os
 import random
 import socket
 import sqlite3
@@ -9,7 +8,7 @@ import time
 import pytest
 import requests
 
-from helpers import Chatd, Client, Socket, unique
+from helpers import Chatd, Client, unique
 from rawws import RawSocket
 
 GENEROUS = {"CHATD_LIMITS_MESSAGES_PER_MINUTE": "1000000", "CHATD_LIMITS_MESSAGE_BURST": "100000"}

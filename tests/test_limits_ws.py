@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from helpers import Chatd, Client, Socket, unique
+from helpers import Chatd, Client
 from rawws import (OP_BINARY, OP_CONT, OP_PING, OP_TEXT, Closing, RawSocket, frame,
                    memory_kib, text)
 

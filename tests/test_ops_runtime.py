@@ -7,6 +7,7 @@ import shutil
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
 
 import pytest
@@ -166,7 +167,7 @@ def test_unit_file_is_type_notify_and_sandboxed():
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
 def test_unit_file_passes_systemd_analyze(tmp_path):
     # verify checks that ExecStart exists: point it at this checkout's chatd.
-    chatd = os.path.join(os.path.dirname(os.sys.executable), "chatd")
+    chatd = os.path.join(os.path.dirname(sys.executable), "chatd")
     with open(UNIT) as source:
         text = source.read().replace("/opt/chatd/.venv/bin/chatd", chatd)
     copy = tmp_path / "chatd.service"
