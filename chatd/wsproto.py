@@ -410,6 +410,8 @@ class Handler(WebSocketHandler):
     def read_requestline(self):
         # A keep-alive connection waiting here has no request in flight: the
         # server may close it at once on shutdown (see close_idle).
+        if self.requestline is not None and self.server.closed:
+            return None  # shutting down: the request just answered was the last
         idle = self.server.__dict__.setdefault("idle_handlers", set())
         idle.add(self)
         try:

@@ -1,4 +1,5 @@
 """Faults done to a real chatd: kill -9 under load, SIGTERM, a locked database."""
+import json
 import random
 import socket
 import sqlite3
@@ -9,7 +10,7 @@ import pytest
 import requests
 
 from helpers import Chatd, Client, unique
-from rawws import RawSocket
+from rawws import RawSocket, http_head
 
 GENEROUS = {"CHATD_LIMITS_MESSAGES_PER_MINUTE": "1000000", "CHATD_LIMITS_MESSAGE_BURST": "100000"}
 
@@ -136,6 +137,34 @@ def test_sigterm_closes_websockets_1001_and_exits_0_within_10s(tmp_path):
     user.login()
     assert len(history(user, room)) == count
     chatd.stop()
+
+
+def test_sigterm_lets_a_request_in_flight_finish(tmp_path):
+    chatd = Chatd("sqlite:///%s" % (tmp_path / "flight.db")).start()
+    user = Client(chatd)
+    body = json.dumps({"roomName": unique("late ")}).encode()
+    sock = socket.create_connection(("127.0.0.1", chatd.port), timeout=10)
+    sock.sendall(("POST /api/create-room HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  "Authorization: Bearer %s\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n"
+                  % (user.token, len(body))).encode())
+    # 100 Continue comes when chatd starts reading the body: the request is in flight.
+    assert http_head(sock, time.monotonic() + 10)[0] == 100
+    port, stopped = chatd.port, time.monotonic()
+    chatd.proc.terminate()
+
+    def refused():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return False
+        except OSError:
+            return True
+    assert wait_for(refused, 5)  # shutting down: no new connections
+    sock.sendall(body)
+    status, _, rest = http_head(sock, time.monotonic() + 10)
+    assert status == 201
+    assert chatd.proc.wait(15) == 0
+    assert time.monotonic() - stopped < 5, "the answered keep-alive connection held the exit up"
+    sock.close()
 
 
 # -- the database locked by another process ------------------------------------------
