@@ -49,27 +49,29 @@ def sched_seconds(pid="self"):
     return int(run_ns) / 1e9, int(wait_ns) / 1e9
 
 
-def machine_busy(secs=1.0):
-    """Share of all CPUs busy over secs (from /proc/stat). Called while the
-    server and we are idle, so what it sees is other processes."""
+def machine_busy(pause, secs=1.0):
+    """Share of all CPUs busy over pause(secs) (from /proc/stat). Called while
+    the server and we are idle, so what it sees is other processes."""
     def sample():
         with open("/proc/stat") as f:
             v = [int(x) for x in f.readline().split()[1:]]
         return sum(v), v[3] + v[4]          # total, idle + iowait
     t0, i0 = sample()
-    time.sleep(secs)
+    pause(secs)
     t1, i1 = sample()
     return 1 - (i1 - i0) / max(1, t1 - t0)
 
 
-def wait_for_quiet(max_busy, give_up_s):
-    """Before rerunning a disturbed step: wait for the other processes to calm down."""
-    deadline = time.monotonic() + give_up_s
-    while time.monotonic() < deadline:
-        busy = machine_busy()
-        if busy <= max_busy:
-            return
-        print(f"   (machine {busy * 100:.0f}% busy with other processes; waiting)",
+def wait_for_quiet(loop, max_busy, give_up_s):
+    """Before rerunning a disturbed step: wait for the other processes to calm
+    down, still reading (and answering pings: servers drop silent clients)."""
+    start = time.monotonic()
+    busy = machine_busy(loop.idle)
+    while busy > max_busy and time.monotonic() - start < give_up_s:
+        busy = machine_busy(loop.idle)
+    waited = time.monotonic() - start
+    if waited > 1.5:
+        print(f"   (waited {waited:.0f} s for other processes; machine now {busy * 100:.0f}% busy)",
               file=sys.stderr, flush=True)
 
 
@@ -167,6 +169,14 @@ class Loop:
             if self.pending:
                 for conn in list(self.pending):
                     self.write(conn, b"")
+
+    def idle(self, secs):
+        """Send nothing for secs; keep reading."""
+        end = now_us() + secs * 1e6
+        while now_us() < end:
+            self.receive(max(0, end - now_us()) / 1e6)
+            for conn in list(self.pending):
+                self.write(conn, b"")
 
     def drain(self, quiet_s=0.3, max_s=30.0):
         """Send nothing and read until nothing has arrived for quiet_s: the
@@ -415,10 +425,13 @@ def main(argv=None):
             if not disturbed(step, args.max_wait):
                 break
             if attempt < args.retries:
-                wait_for_quiet(args.max_wait, args.quiet_timeout)
+                wait_for_quiet(loop, args.max_wait, args.quiet_timeout)
         steps.append(step)
         failures = 0 if passes(step) else failures + 1
         if args.stop_after and failures >= args.stop_after:
+            break
+        if loop.closed:
+            print(f"stopping: the server closed {loop.closed} connections", flush=True)
             break
     cap = capacity(steps)
     print(f"capacity: {cap:.0f} deliveries/s", flush=True)

@@ -1,0 +1,287 @@
+"""History page latency on a room of 1,000,000 messages (issue 8).
+
+Builds the room in a fresh database: chatd creates the schema, an owner and
+the room through its own API, then the rows go straight into the message
+table in one transaction (seq dense 1..N, Room.last_seq = N, the owner as
+sender). Then it starts chatd pinned to core 0 and, from this process pinned
+to core 1, times GET /api/chat-history/<room> over one keep-alive
+requests.Session:
+
+  before   ?limit=50&before=<random id in 1..N+1>   pages anywhere in the room
+  latest   ?limit=50                                the page a client opens with
+  after    ?limit=50&after=<random id in 0..N>      pages forward
+
+Each time is the client's: request written to response parsed (requests'
+own cost included). chatd's log gives its own time per request beside it.
+
+    bench/.venv/bin/python bench/history_latency.py
+    bench/.venv/bin/python bench/history_latency.py \\
+        --database postgresql://postgres@127.0.0.1:5432/chatd_bench_history
+
+A PostgreSQL database named in --database is created by this script (it must
+not exist yet) and dropped at the end.
+"""
+import argparse
+import json
+import os
+import random
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+import requests
+
+from machine import MAX_BUSY, CoreWatch, disturbed, fmt_foreign, idle_share, wait_for_quiet
+from run_fanout import CHATD_PY, start_server, stop_server
+from wsclient import create_room, login_user
+
+PASSWORD = "bench-password-1"
+TARGET_P99_MS = 5.0
+T0_MS = 1_700_000_000_000       # created_at of message 1; one message every 100 ms after
+SERVER_TIME = re.compile(r"GET /api/chat-history/\S+\?(\S+) 200 ([\d.]+)ms")
+
+
+# --- the database -------------------------------------------------------------
+
+def message_text(seq):
+    """About 100 characters, different for every message."""
+    head = "message %d of the big room " % seq
+    return head + "lorem ipsum dolor sit amet consectetur adipiscing elit sed do"[:100 - len(head)]
+
+
+def message_rows(room_pk, sender_pk, n):
+    for seq in range(1, n + 1):
+        yield room_pk, seq, sender_pk, message_text(seq), T0_MS + seq * 100, "c%d" % seq
+
+
+class SqliteTarget:
+    def __init__(self, url, tmpdir):
+        self.path = url[len("sqlite:///"):] if url else os.path.join(tmpdir, "history.db")
+        if os.path.exists(self.path):
+            raise SystemExit(f"{self.path} exists: give a fresh database")
+        self.url = "sqlite:///" + self.path
+
+    def fill(self, room_pk, username, n):
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            (sender_pk,) = db.execute('SELECT id FROM "user" WHERE username = ?',
+                                      (username,)).fetchone()
+            db.execute("BEGIN")
+            db.executemany("INSERT INTO message (room_id, seq, sender_id, text, created_at,"
+                           " client_msg_id) VALUES (?, ?, ?, ?, ?, ?)",
+                           message_rows(room_pk, sender_pk, n))
+            db.execute("UPDATE room SET last_seq = ? WHERE id = ?", (n, room_pk))
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
+    def size(self):
+        return sum(os.path.getsize(self.path + ext) for ext in ("", "-wal")
+                   if os.path.exists(self.path + ext))
+
+    def drop(self):
+        pass   # the temporary directory goes with it
+
+
+class PostgresTarget:
+    """A database this script creates and drops, filled with COPY through psql."""
+
+    def __init__(self, url):
+        self.url = url
+        parts = urllib.parse.urlsplit(url)
+        self.name = parts.path.lstrip("/")
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", self.name):
+            raise SystemExit("give the PostgreSQL database a plain name, e.g. .../chatd_bench_history")
+        self.admin_url = urllib.parse.urlunsplit(parts._replace(path="/postgres"))
+        self.created = False
+        self.psql(self.admin_url, f"CREATE DATABASE {self.name}")
+        self.created = True
+
+    @staticmethod
+    def psql(url, *commands, stdin=None):
+        argv = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url]
+        for command in commands:
+            argv += ["-c", command]
+        subprocess.run(argv, input=stdin, check=True, stdout=subprocess.DEVNULL)
+
+    def fill(self, room_pk, username, n):
+        out = subprocess.run(["psql", "-X", "-At", "-d", self.url, "-c",
+                              f"SELECT id FROM \"user\" WHERE username = '{username}'"],
+                             check=True, capture_output=True, text=True)
+        sender_pk = int(out.stdout.strip())
+        data = "".join("%d\t%d\t%d\t%s\t%d\t%s\n" % row
+                       for row in message_rows(room_pk, sender_pk, n)).encode()
+        # -1: COPY and the room's last_seq in one transaction.
+        argv = ["psql", "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-d", self.url,
+                "-c", "COPY message (room_id, seq, sender_id, text, created_at, client_msg_id)"
+                      " FROM STDIN",
+                "-c", f"UPDATE room SET last_seq = {n} WHERE id = {room_pk}"]
+        subprocess.run(argv, input=data, check=True, stdout=subprocess.DEVNULL)
+        # What autovacuum would do within a minute of such a load.
+        self.psql(self.url, "ANALYZE message")
+
+    def size(self):
+        out = subprocess.run(["psql", "-X", "-At", "-d", self.url, "-c",
+                              "SELECT pg_database_size(current_database())"],
+                             check=True, capture_output=True, text=True)
+        return int(out.stdout.strip())
+
+    def drop(self):
+        if self.created:
+            self.psql(self.admin_url, f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+
+
+def chatd(target, tmpdir, core, name):
+    argv = [CHATD_PY, "-m", "chatd", "--port", "0", "--database", target.url]
+    log = os.path.join(tmpdir, name + ".log")
+    proc, (host, port) = start_server(argv, {}, log, core)
+    return proc, f"http://{host}:{port}", log
+
+
+def build(target, tmpdir, n, core):
+    """Schema, owner and room through chatd; then n messages straight into the table."""
+    proc, base, _ = chatd(target, tmpdir, core, "chatd-build")
+    try:
+        token = login_user(base, "history_owner", PASSWORD)
+        room_id = create_room(base, token, "the big room")
+    finally:
+        stop_server(proc)
+    t = time.monotonic()
+    target.fill(int(room_id[len("room_"):]), "history_owner", n)
+    took = time.monotonic() - t
+    print(f"built {room_id}: {n:,} messages in {took:.1f} s ({n / took:,.0f} rows/s), "
+          f"database {target.size() / 2**20:.0f} MiB", flush=True)
+    return room_id
+
+
+# --- the measurement ------------------------------------------------------------
+
+def timed_pages(session, url, params_list):
+    """Client time per request in ms; every answer must be a full page."""
+    times = []
+    for params in params_list:
+        t = time.perf_counter()
+        resp = session.get(url, params=params)
+        body = resp.json()
+        times.append((time.perf_counter() - t) * 1000)
+        if resp.status_code != 200 or not isinstance(body.get("messages"), list):
+            raise RuntimeError(f"{params}: {resp.status_code} {body}")
+    return times
+
+
+def workloads(n, count, rng):
+    return {
+        "before": [{"limit": 50, "before": rng.randint(1, n + 1)} for _ in range(count)],
+        "latest": [{"limit": 50} for _ in range(max(1, count // 6))],
+        "after": [{"limit": 50, "after": rng.randint(0, n)} for _ in range(max(1, count // 3))],
+    }
+
+
+def server_times(log_path, offset):
+    """chatd's own time per history request, by kind, from its request log after offset."""
+    kinds = {"before": [], "latest": [], "after": []}
+    with open(log_path, errors="replace") as f:
+        f.seek(offset)
+        for m in SERVER_TIME.finditer(f.read()):
+            query = m.group(1)
+            kind = "before" if "before=" in query else "after" if "after=" in query else "latest"
+            kinds[kind].append(float(m.group(2)))
+    return kinds
+
+
+def pct(values, q):
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
+
+
+def summary(values):
+    return {"n": len(values), "p50_ms": pct(values, 0.50), "p99_ms": pct(values, 0.99),
+            "max_ms": max(values) if values else float("nan")}
+
+
+def measure(target, room_id, n, tmpdir, args):
+    proc, base, log = chatd(target, tmpdir, args.server_core, "chatd")
+    try:
+        token = login_user(base, "history_owner", PASSWORD)
+        session = requests.Session()
+        session.headers["Authorization"] = "Bearer " + token
+        url = f"{base}/api/chat-history/{room_id}"
+        rng = random.Random(args.seed)
+        timed_pages(session, url, workloads(n, args.warmup, rng)["before"])  # caches, pool, JIT-less warm-up
+        idle_before = wait_for_quiet(args.quiet_timeout)
+        offset = os.path.getsize(log)
+        watch = CoreWatch({args.server_core: [proc.pid], args.client_core: [os.getpid()]})
+        t = time.monotonic()
+        client = {kind: timed_pages(session, url, params)
+                  for kind, params in workloads(n, args.requests, rng).items()}
+        secs = time.monotonic() - t
+        foreign = watch.foreign()
+        idle_after = idle_share()
+        return client, server_times(log, offset), foreign, (idle_before, idle_after), secs
+    finally:
+        stop_server(proc)
+
+
+def report(engine, n, client, server, foreign, idle, secs):
+    print(f"\nhistory pages of 50 on a {n:,}-message room, {engine}; chatd on core 0, "
+          f"client on core 1 (one keep-alive connection)")
+    print(f"{'kind':<7} {'requests':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"
+          f"   chatd's own: {'p50':>5} {'p99':>5} {'max':>5}")
+    for kind, times in client.items():
+        c, s = summary(times), summary(server[kind])
+        print(f"{kind:<7} {c['n']:>8} {c['p50_ms']:>7.2f} {c['p99_ms']:>7.2f} {c['max_ms']:>7.2f}"
+              f"   {'':>12} {s['p50_ms']:>5.2f} {s['p99_ms']:>5.2f} {s['max_ms']:>5.2f}")
+    total = sum(len(t) for t in client.values())
+    print(f"{total} requests in {secs:.1f} s; other processes on the cores: {fmt_foreign(foreign)};"
+          f" machine idle before/after: {idle[0] * 100:.0f}% / {idle[1] * 100:.0f}%")
+    p99 = summary(client["before"])["p99_ms"]
+    print(f"target before= p99 <= {TARGET_P99_MS:g} ms: {'met' if p99 <= TARGET_P99_MS else 'MISSED'}"
+          f" ({p99:.2f} ms)")
+    if disturbed(foreign) or min(idle) < 1 - MAX_BUSY:
+        print("WARNING: other processes shared the machine during this run: rerun when quiet",
+              file=sys.stderr)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--database", default="",
+                    help="sqlite:///PATH (default: a temporary file) or "
+                         "postgresql://USER@HOST:PORT/NEWDB (created and dropped here)")
+    ap.add_argument("--messages", type=int, default=1_000_000)
+    ap.add_argument("--requests", type=int, default=3000, help="before= pages timed")
+    ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=8)
+    ap.add_argument("--server-core", type=int, default=0)
+    ap.add_argument("--client-core", type=int, default=1)
+    ap.add_argument("--quiet-timeout", type=float, default=120,
+                    help="seconds to wait for a quiet machine before measuring")
+    ap.add_argument("--json", help="write the figures here")
+    args = ap.parse_args()
+
+    os.sched_setaffinity(0, {args.client_core})
+    with tempfile.TemporaryDirectory(prefix="chatd-history-") as tmpdir:
+        if args.database.startswith("postgres"):
+            target, engine = PostgresTarget(args.database), "PostgreSQL"
+        else:
+            target, engine = SqliteTarget(args.database or None, tmpdir), "SQLite"
+        try:
+            room_id = build(target, tmpdir, args.messages, args.server_core)
+            client, server, foreign, idle, secs = measure(target, room_id, args.messages,
+                                                          tmpdir, args)
+        finally:
+            target.drop()
+    report(engine, args.messages, client, server, foreign, idle, secs)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"engine": engine, "messages": args.messages,
+                       "client": {k: summary(v) for k, v in client.items()},
+                       "server": {k: summary(v) for k, v in server.items()},
+                       "foreign": foreign, "idle": idle}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
