@@ -203,7 +203,7 @@ def run_steps(loop, args, pids, redis_pid):
                 break
             print("   (other processes took %.0f%% of a core: again once they calm down)"
                   % (step["others_cpu"] * 100), flush=True)
-            loadgen.wait_for_quiet(0.05, args.quiet_timeout)
+            loadgen.wait_for_quiet(loop, 0.05, args.quiet_timeout)
         steps.append(step)
         failures = 0 if loadgen.passes(step) else failures + 1
         if failures >= args.stop_after:
