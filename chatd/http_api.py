@@ -91,13 +91,7 @@ def read_json(request, max_bytes):
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise errors.BadRequest("The body is not valid UTF-8.")
-    try:
-        body = json.loads(text)
-    except (ValueError, RecursionError):
-        raise errors.BadRequest("The body is not valid JSON.")
-    if not isinstance(body, dict):
-        raise errors.BadRequest("The body must be a JSON object.")
-    return body
+    return validate.json_object(text, "body")
 
 
 def bearer_token(request):

@@ -1,4 +1,5 @@
 """Field rules, each in one place; every failure names the field."""
+import json
 import re
 
 from .errors import BadRequest, PayloadTooLarge
@@ -95,3 +96,14 @@ def integer(value, field, low=None, high=None):
     if (low is not None and value < low) or (high is not None and value > high):
         raise BadRequest("Field '%s' must be between %s and %s." % (field, low, high))
     return value
+
+
+def json_object(text, what):
+    """A JSON object from a request body or a frame; `what` names it in the error."""
+    try:
+        body = json.loads(text)
+    except (ValueError, RecursionError):  # 30,000 '[' must be a 400, not a crash
+        raise BadRequest("The %s is not valid JSON." % what)
+    if not isinstance(body, dict):
+        raise BadRequest("The %s must be a JSON object." % what)
+    return body

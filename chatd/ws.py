@@ -4,7 +4,6 @@ One Session per connection, driven by the connection's own greenlet (the
 one pywsgi spawned for it). Transport only: every rule is in ops, every
 live-delivery concern in hub, every frame concern in wsproto.
 """
-import json
 import logging
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -105,7 +104,7 @@ class Session:
     def handle(self, payload):
         action = None
         try:
-            body = _parse(payload)
+            body = validate.json_object(payload, "frame")
             action = body.get("action")
             if not isinstance(action, str):
                 raise errors.BadRequest("Field 'action' is required and must be a string.")
@@ -257,16 +256,6 @@ def end_sessions(sessions, match, reason):
     for session in tuple(sessions):
         if session.user is not None and match(session):
             session.end(wsproto.CLOSE_POLICY, reason, errors.Unauthorized("Your session has ended."))
-
-
-def _parse(payload):
-    try:
-        body = json.loads(payload)
-    except (ValueError, RecursionError):
-        raise errors.BadRequest("The frame is not valid JSON.")
-    if not isinstance(body, dict):
-        raise errors.BadRequest("The frame must be a JSON object.")
-    return body
 
 
 def upgrade_token(environ):
