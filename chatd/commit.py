@@ -110,7 +110,10 @@ class GroupCommit:
         for post, done in batch:
             result = post.result
             if result is not NOT_ALLOWED and result[1] and self.on_stored:
-                self.on_stored(post.room_pk, result[0])
+                try:
+                    self.on_stored(post.room_pk, result[0])
+                except Exception:  # stored is stored: the writer must live on
+                    log.exception("live delivery of message %s failed", result[0]["id"])
         for post, done in batch:
             done.set(post.result)
 

@@ -13,6 +13,7 @@ finished by a writer greenlet of that connection under a write deadline. A
 buffer past its bound means the peer does not read: it is cut off.
 """
 import base64
+import logging
 import binascii
 import socket
 import struct
@@ -21,6 +22,8 @@ import time
 import gevent
 import gevent.event
 from geventwebsocket.handler import WebSocketHandler
+
+log = logging.getLogger("chatd.wsproto")
 
 OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
 OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
@@ -176,7 +179,11 @@ class Flusher:
             self._wake.clear()
             dirty, self._dirty = self._dirty, []
             for conn in dirty:
-                conn._flush_now()
+                try:
+                    conn._flush_now()
+                except Exception:  # one broken connection must not stop every other's writes
+                    log.exception("flushing a connection failed")
+                    conn.abort()
 
 
 _flusher = None
