@@ -296,7 +296,10 @@ class Sweeper:
             if ping:
                 last_ping = now
             for session in tuple(self.sessions):
-                self._check(session, now, ping)
+                try:
+                    self._check(session, now, ping)
+                except Exception:  # the sweeper must outlive any one connection
+                    log.exception("checking a connection's deadlines failed")
 
     def _check(self, session, now, ping):
         conn = session.conn
