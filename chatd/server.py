@@ -8,6 +8,7 @@ patch_psycopg()  # psycopg2 waits through gevent's hub: one slow query stalls no
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
+import secrets  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -90,11 +91,18 @@ def apply_control_event(service, kind, payload):
 def ws_gate(settings, metrics):
     def gate(environ):
         if environ.get("PATH_INFO") != "/chat":
-            return "404 Not Found", b'{"status":"error","error":"not_found","message":"No such route."}'
+            return refuse(environ, "404 Not Found",
+                          b'{"status":"error","error":"not_found","message":"No such route."}')
         if not ws.origin_allowed(environ, settings.server.allowed_origins):
             metrics.rejected("origin")
-            return "403 Forbidden", b'{"status":"error","error":"forbidden","message":"Origin not allowed."}'
+            return refuse(environ, "403 Forbidden",
+                          b'{"status":"error","error":"forbidden","message":"Origin not allowed."}')
         return None
+
+    def refuse(environ, status, body):
+        log.info("%s GET %s %s upgrade refused (Origin %s)", secrets.token_hex(6),
+                 environ.get("PATH_INFO"), status[:3], environ.get("HTTP_ORIGIN"))
+        return status, body
     return gate
 
 

@@ -5,6 +5,7 @@ one pywsgi spawned for it). Transport only: every rule is in ops, every
 live-delivery concern in hub, every frame concern in wsproto.
 """
 import logging
+import secrets
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -247,8 +248,9 @@ def serve(service, handler):
         session.drop()
         conn.finish()
         service.metrics.closed(conn.close_sent, conn.peer_close_code)
-        log.info("GET /chat 101 user=%s %.1fs closed=%s", session.username,
-                 time.monotonic() - started, conn.peer_close_code)
+        log.info("%s GET /chat 101 user=%s %.1fs sent=%s peer=%s", secrets.token_hex(6),
+                 session.username, time.monotonic() - started, conn.close_sent,
+                 conn.peer_close_code)
 
 
 def end_sessions(sessions, match, reason):
