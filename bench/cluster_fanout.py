@@ -138,14 +138,16 @@ def open_spread_connections(args, addrs):
 
 
 def cpu_seconds(pids):
-    """CPU seconds the processes have used so far (a process gone counts 0)."""
-    total = 0.0
+    """CPU seconds the processes (all threads) have used so far; one gone counts 0."""
+    ticks = 0
     for pid in pids:
         try:
-            total += loadgen.sched_seconds(pid)[0]
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
-            pass
-    return total
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def machine_cpu_seconds():
@@ -193,17 +195,19 @@ def run_steps(loop, args, pids, redis_pid):
     loadgen.print_header()
     steps, failures, step_no = [], 0, 0
     for rate in loadgen.parse_rates(args.rates):
+        attempts = []
         for attempt in range(1 + args.retries):
             step_no += 1
-            step = measured_step(loop, rate, step_no, args, pids, redis_pid)
-            loadgen.print_step(step, max_wait=1.0)
-            if not loadgen.passes(step):
+            attempts.append(measured_step(loop, rate, step_no, args, pids, redis_pid))
+            loadgen.print_step(attempts[-1], max_wait=1.0)
+            if not loadgen.passes(attempts[-1]):
                 loop.drain()
-            if step["others_cpu"] <= args.max_others or attempt == args.retries:
+            if attempts[-1]["others_cpu"] <= args.max_others or attempt == args.retries:
                 break
             print("   (other processes took %.0f%% of a core: again once they calm down)"
-                  % (step["others_cpu"] * 100), flush=True)
+                  % (attempts[-1]["others_cpu"] * 100), flush=True)
             loadgen.wait_for_quiet(loop, 0.05, args.quiet_timeout)
+        step = min(attempts, key=lambda s: s["others_cpu"])  # the least disturbed attempt
         steps.append(step)
         failures = 0 if loadgen.passes(step) else failures + 1
         if failures >= args.stop_after:
@@ -213,13 +217,15 @@ def run_steps(loop, args, pids, redis_pid):
 
 def measured_step(loop, rate, step_no, args, pids, redis_pid):
     """One loadgen step, with the CPU of chatd, Redis and everyone else beside it."""
-    ours = pids + [redis_pid, os.getpid()] + postgres_pids()
-    chatd0, redis0 = cpu_seconds(pids), cpu_seconds([redis_pid])
+    postgres = postgres_pids()
+    ours = pids + [redis_pid, os.getpid()] + postgres
+    chatd0, redis0, pg0 = cpu_seconds(pids), cpu_seconds([redis_pid]), cpu_seconds(postgres)
     ours0, all0, t0 = cpu_seconds(ours), machine_cpu_seconds(), time.monotonic()
     step = loadgen.run_step(loop, rate, step_no, args)
     secs = time.monotonic() - t0
     step["chatd_cpu"] = (cpu_seconds(pids) - chatd0) / secs
     step["redis_cpu"] = (cpu_seconds([redis_pid]) - redis0) / secs
+    step["postgres_cpu"] = (cpu_seconds(postgres) - pg0) / secs
     step["others_cpu"] = max(0.0, (machine_cpu_seconds() - all0) - (cpu_seconds(ours) - ours0)) / secs
     return step
 
@@ -233,15 +239,18 @@ def at_capacity(result):
 
 
 def print_table(results):
-    print("\n%-10s %12s %9s %10s %10s %11s %9s" % (
-        "processes", "capacity/s", "vs one", "chatd cpu", "redis cpu", "others cpu", "p99 ms"))
+    print("\n%-10s %12s %9s %10s %10s %10s %11s %9s" % (
+        "processes", "capacity/s", "vs one", "chatd cpu", "pg cpu", "redis cpu", "others cpu",
+        "p99 ms"))
     one = results[0]["capacity"] if results and results[0]["processes"] == 1 else None
     for r in results:
         step = at_capacity(r)
         ratio = "%.2fx" % (r["capacity"] / one) if one else "-"
-        cpu = tuple("%.0f%%" % (step[k] * 100) for k in ("chatd_cpu", "redis_cpu", "others_cpu")) \
-            + ("%.2f" % step["p99_ms"],) if step else ("-",) * 4
-        print("%-10d %12.0f %9s %10s %10s %11s %9s" % ((r["processes"], r["capacity"], ratio) + cpu))
+        keys = ("chatd_cpu", "postgres_cpu", "redis_cpu", "others_cpu")
+        cpu = tuple("%.0f%%" % (step[k] * 100) for k in keys) + ("%.2f" % step["p99_ms"],) \
+            if step else ("-",) * 5
+        print("%-10d %12.0f %9s %10s %10s %10s %11s %9s"
+              % ((r["processes"], r["capacity"], ratio) + cpu))
     print("(at the capacity step; cpu in %% of one core, chatd = all its processes together;"
           " others = processes not in the benchmark. This machine has %d cores.)" % os.cpu_count())
 

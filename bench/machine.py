@@ -12,7 +12,6 @@ import time
 
 TICK = os.sysconf("SC_CLK_TCK")
 MAX_FOREIGN = 0.05     # a window where others took more of a pinned core is disturbed
-MAX_BUSY = 0.10        # the machine counts as quiet below this share busy (all cores)
 
 
 def core_busy(core):
@@ -35,28 +34,45 @@ def process_cpu(pid):
 class CoreWatch:
     """Other processes' share of each pinned core since start().
 
-    pids_by_core: {core: [pids pinned to it]}.
+    pids_by_core: {core: [pids pinned to it]}; floating: pids of ours that
+    run on any core (PostgreSQL's backends serving chatd), whose CPU time is
+    taken off the cores where the most unexplained time is.
     """
 
-    def __init__(self, pids_by_core):
+    def __init__(self, pids_by_core, floating=()):
         self.pids_by_core = pids_by_core
+        self.floating = list(floating)
         self.start()
 
     def _sample(self):
         return time.monotonic(), {
             core: (core_busy(core), sum(process_cpu(pid) for pid in pids))
-            for core, pids in self.pids_by_core.items()}
+            for core, pids in self.pids_by_core.items()}, self._floating_cpu()
+
+    def _floating_cpu(self):
+        total = 0.0
+        for pid in self.floating:
+            try:
+                total += process_cpu(pid)
+            except FileNotFoundError:   # a backend that ended: its time is lost, not ours
+                pass
+        return total
 
     def start(self):
-        self.t0, self.s0 = self._sample()
+        self.t0, self.s0, self.f0 = self._sample()
 
     def foreign(self):
         """{core: share of the window other processes ran on it}."""
-        t1, s1 = self._sample()
+        t1, s1, f1 = self._sample()
         secs = max(t1 - self.t0, 1e-3)
-        return {core: max(0.0, (s1[core][0] - self.s0[core][0])
-                          - (s1[core][1] - self.s0[core][1])) / secs
+        left = {core: max(0.0, (s1[core][0] - self.s0[core][0]) - (s1[core][1] - self.s0[core][1]))
                 for core in s1}
+        floating = f1 - self.f0
+        for core in sorted(left, key=left.get, reverse=True):
+            taken = min(left[core], floating)
+            left[core] -= taken
+            floating -= taken
+        return {core: busy / secs for core, busy in left.items()}
 
 
 def disturbed(foreign):
@@ -80,15 +96,19 @@ def idle_share(secs=1.0):
     return (i1 - i0) / max(1, t1 - t0)
 
 
-def wait_for_quiet(give_up_s):
-    """Wait (up to give_up_s) until the machine is at least 1 - MAX_BUSY idle;
-    returns the last idle share seen."""
+def wait_for_quiet(pids_by_core, give_up_s, pause=time.sleep, floating=()):
+    """Wait (up to give_up_s) for a second in which other processes took at most
+    MAX_FOREIGN of each pinned core; pause(secs) is how to spend a second (a
+    client with open WebSockets keeps reading). Returns that second's shares."""
     start = time.monotonic()
-    idle = idle_share()
-    while idle < 1 - MAX_BUSY and time.monotonic() - start < give_up_s:
-        idle = idle_share()
+    while True:
+        watch = CoreWatch(pids_by_core, floating)
+        pause(1.0)
+        foreign = watch.foreign()
+        if not disturbed(foreign) or time.monotonic() - start > give_up_s:
+            break
     waited = time.monotonic() - start
     if waited > 1.5:
-        print(f"(waited {waited:.0f} s for other processes; machine now {idle * 100:.0f}% idle)",
+        print(f"(waited {waited:.0f} s for other processes; now {fmt_foreign(foreign)})",
               file=sys.stderr, flush=True)
-    return idle
+    return foreign
