@@ -181,6 +181,7 @@ def measure(n, services, broker, tmpdir, args):
         print("== %d process%s: %d connections in %d rooms, %d senders"
               % (n, "" if n == 1 else "es", len(conns), args.rooms, len(senders)), flush=True)
         loop = loadgen.Loop(conns, senders, args.members, args.message_bytes)
+        loop.me, loop.server = loadgen.Usage(), loadgen.Usage()  # CPU: measured_step's own
         pids = [proc.pid for proc, _ in cluster]
         steps = run_steps(loop, step_args, pids, services.redis.pid)
         for conn in conns:
