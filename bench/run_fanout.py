@@ -93,7 +93,8 @@ def run_loadgen(addr, mode, server_pid, out_json, args):
             os.path.join(BENCH, "loadgen.py"), "--url", f"ws://{addr[0]}:{addr[1]}",
             "--target", mode, "--server-pid", str(server_pid), "--json", out_json,
             "--rates", args.rates, "--warmup", str(args.warmup),
-            "--measure", str(args.measure), "--tail", str(args.tail)]
+            "--measure", str(args.measure), "--tail", str(args.tail),
+            "--read-pause-ms", str(args.read_pause_ms)]
     subprocess.run(argv, check=True)
     with open(out_json) as f:
         return json.load(f)
@@ -156,6 +157,8 @@ def main():
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--measure", type=float, default=3.0)
     ap.add_argument("--tail", type=float, default=1.0)
+    ap.add_argument("--read-pause-ms", type=float, default=0.0,
+                    help="passed to loadgen.py: a slower reader (see README, Nagle)")
     ap.add_argument("--server-core", type=int, default=0)
     ap.add_argument("--loadgen-core", type=int, default=1)
     ap.add_argument("--json", help="write every target's steps to this file")
