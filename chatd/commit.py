@@ -81,6 +81,7 @@ class GroupCommit:
         self._sql = None
         self._thread_db = None  # SQLite: the writer thread's own connection
         self._thread = None
+        self._checkpointer = None
 
     def submit(self, post):
         """Store one post; returns (event, is_new) or NOT_ALLOWED."""
@@ -143,6 +144,7 @@ class GroupCommit:
             self._thread_db = models.writer_database(db)
             if self._thread_db is not None:
                 self._thread = ThreadPool(1)
+                self._checkpointer = Checkpointer(db)
         if self._thread_db is None:
             self._write_pooled(db, self._sql, posts)
             return
@@ -154,9 +156,10 @@ class GroupCommit:
     def close(self):
         """Close the writer thread's connection (SQLite then drops its WAL file)."""
         if self._thread is not None:
+            self._checkpointer.close()
             self._thread.apply(self._thread_db.close)
             self._thread.kill()
-            self._thread = self._thread_db = self._sql = None
+            self._thread = self._thread_db = self._sql = self._checkpointer = None
 
     @models.transaction
     def _write_pooled(self, db, sql, posts):
@@ -198,3 +201,34 @@ class GroupCommit:
                                     post.client_msg_id))
         return store.message_event(post.room_pk, row[0], post.username, post.text, now,
                                    post.client_msg_id), True
+
+
+class Checkpointer:
+    """SQLite's WAL checkpoints, once a second, on a thread and connection of their own.
+
+    A checkpoint copies the WAL into the database file and fsyncs it: done
+    inside a commit (SQLite's default, every 1000 pages) it held up every
+    message stored behind it for the length of an fsync. Here it is PASSIVE:
+    it never waits for, nor blocks, the writer or readers.
+    """
+
+    EVERY = 1.0
+
+    def __init__(self, db):
+        db.execute_sql("PRAGMA wal_autocheckpoint = 0")  # the event loop's own connection
+        self._db = models.writer_database(db)
+        self._thread = ThreadPool(1)
+        self._greenlet = gevent.spawn(self._run)
+
+    def _run(self):
+        while True:
+            gevent.sleep(self.EVERY)
+            try:
+                self._thread.apply(self._db.execute_sql, ("PRAGMA wal_checkpoint(PASSIVE)",))
+            except (pw.OperationalError, sqlite3.OperationalError):
+                log.warning("WAL checkpoint failed; the next one retries", exc_info=True)
+
+    def close(self):
+        self._greenlet.kill()
+        self._thread.apply(self._db.close)
+        self._thread.kill()

@@ -133,7 +133,8 @@ def writer_database(database):
     return pw.SqliteDatabase(
         database.database, thread_safe=False, check_same_thread=False,
         timeout=LOCK_WAIT, pragmas={"journal_mode": "wal", "synchronous": "normal",
-                                    "foreign_keys": 1, "busy_timeout": int(LOCK_WAIT * 1000)})
+                                    "foreign_keys": 1, "busy_timeout": int(LOCK_WAIT * 1000),
+                                    "wal_autocheckpoint": 0})
 
 
 def session(database):

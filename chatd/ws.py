@@ -5,6 +5,7 @@ one pywsgi spawned for it). Transport only: every rule is in ops, every
 live-delivery concern in hub, every frame concern in wsproto.
 """
 import logging
+import random
 import secrets
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -238,6 +239,7 @@ def serve(service, handler):
     token = upgrade_token(handler.environ)
     conn = wsproto.take_over(handler, limits.max_frame_bytes, limits.send_queue,
                              limits.write_timeout, limits.socket_send_buffer)
+    conn.last_ping = conn.created - random.uniform(0, limits.ping_interval)
     session = Session(service, conn)
     service.sessions.add(session)
     started = time.monotonic()
@@ -290,20 +292,16 @@ class Sweeper:
         self._greenlet = gevent.spawn(self._run)
 
     def _run(self):
-        last_ping = time.monotonic()
         while True:
             gevent.sleep(min(1.0, self.settings.auth_timeout / 2))
             now = time.monotonic()
-            ping = now - last_ping >= self.settings.ping_interval
-            if ping:
-                last_ping = now
             for session in tuple(self.sessions):
                 try:
-                    self._check(session, now, ping)
+                    self._check(session, now)
                 except Exception:  # the sweeper must outlive any one connection
                     log.exception("checking a connection's deadlines failed")
 
-    def _check(self, session, now, ping):
+    def _check(self, session, now):
         conn = session.conn
         if conn.closing:
             if now - conn.last_seen > self.settings.write_timeout:
@@ -314,5 +312,8 @@ class Sweeper:
                         errors.Unauthorized("Authentication timed out."))
         elif now - conn.last_seen > self.settings.idle_timeout:
             conn.abort()
-        elif ping:
+        elif now - max(conn.last_ping, conn.last_seen) >= self.settings.ping_interval:
+            # Only a quiet peer is pinged, each on its own schedule (see serve):
+            # pinging everyone at once made a burst that every message waited behind.
+            conn.last_ping = now
             conn.send(wsproto.PING_FRAME)

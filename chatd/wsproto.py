@@ -201,7 +201,7 @@ class Connection:
 
     __slots__ = ("sock", "raw", "reader", "max_queue", "write_timeout", "_out",
                  "_dirty", "_writer", "closing", "closed", "last_seen", "created",
-                 "peer_close_code", "close_sent", "__weakref__")
+                 "peer_close_code", "close_sent", "last_ping", "__weakref__")
 
     def __init__(self, sock, pending, max_bytes, max_queue, write_timeout):
         self.sock = sock
@@ -214,7 +214,7 @@ class Connection:
         self._writer = None
         self.closing = False
         self.closed = False
-        self.created = self.last_seen = time.monotonic()
+        self.created = self.last_seen = self.last_ping = time.monotonic()
         self.peer_close_code = None
         self.close_sent = None  # the code of our close frame, for metrics
 
