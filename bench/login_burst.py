@@ -31,8 +31,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pyspy
-from loadgen import Loop, now_us, percentile, sched_seconds
-from machine import CoreWatch, disturbed, fmt_foreign, idle_share, process_cpu, wait_for_quiet
+from loadgen import Loop, now_us, percentile
+from machine import (CoreWatch, disturbed, fmt_foreign, idle_share, process_cpu, runnable_wait,
+                     wait_for_quiet)
 from run_fanout import CHATD_ENV, CHATD_PY, start_server, stop_server
 from wsclient import api, chat_path, connect, create_room, join, login_user
 
@@ -109,7 +110,7 @@ class Phase:
         self.loop, self.tag, self.server_pid = loop, tag, server_pid
         loop.latencies[tag] = []
         self.sent0, self.t0 = loop.sent, time.monotonic()
-        self.hub0, self.cpu0 = sched_seconds(server_pid), process_cpu(server_pid)
+        self.hub0, self.cpu0 = runnable_wait(server_pid), process_cpu(server_pid)
         self.watch = CoreWatch(pids_by_core)
         loop.tag = tag
 
@@ -117,11 +118,11 @@ class Phase:
         loop = self.loop
         loop.tag = b"0"
         secs = time.monotonic() - self.t0
-        hub1, cpu1 = sched_seconds(self.server_pid), process_cpu(self.server_pid)
+        hub1, cpu1 = runnable_wait(self.server_pid), process_cpu(self.server_pid)
         self.figures = {"secs": secs, "sent": loop.sent - self.sent0,
                         "foreign": self.watch.foreign(),
                         "chatd_cpu": (cpu1 - self.cpu0) / secs,
-                        "hub_wait": (hub1[1] - self.hub0[1]) / secs}
+                        "hub_wait": (hub1 - self.hub0) / secs}
 
     def collect(self):
         """After the tail: latencies of this phase's messages, over expected deliveries."""
@@ -194,6 +195,11 @@ def open_members(host, port, tokens, room):
         join(conn, room)
         conns.append(conn)
     return conns
+
+
+def log_complaints(path):
+    with open(path, errors="replace") as f:
+        return [line.rstrip() for line in f if " WARNING " in line or " ERROR " in line]
 
 
 def fmt(v, unit=""):
@@ -269,6 +275,8 @@ def main():
             loop.set_rate(args.rate)
             run_for(loop, args.warmup)
             spy = pyspy.start(proc.pid, args.profile) if args.profile else None
+            if spy:
+                pids[args.client_core].append(spy.pid)   # py-spy shares our core
             quiet = undisturbed(lambda tag: quiet_phase(loop, tag, args, proc.pid, pids),
                                 loop, pids, args)
             bursts = [undisturbed(lambda tag: burst_phase(loop, tag, pipe, args, proc.pid, pids),
@@ -282,7 +290,11 @@ def main():
             if child is not None:
                 child.join(5)
             stop_server(proc)
+            complaints = log_complaints(os.path.join(tmpdir, "chatd.log"))
     report(quiet, bursts, (idle_before, idle_after), args)
+    if complaints:
+        print(f"chatd logged {len(complaints)} warnings or errors, the first:", *complaints[:5],
+              sep="\n  ")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"quiet": quiet, "bursts": bursts, "idle": [idle_before, idle_after]},

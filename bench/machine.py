@@ -31,6 +31,13 @@ def process_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / TICK   # utime + stime
 
 
+def runnable_wait(pid):
+    """Seconds the process's main thread (chatd's event loop) has been runnable
+    but waiting for a CPU: behind its own threads, or behind other processes."""
+    with open("/proc/%d/schedstat" % pid) as f:
+        return int(f.read().split()[1]) / 1e9
+
+
 class CoreWatch:
     """Other processes' share of each pinned core since start().
 
