@@ -173,7 +173,7 @@ def undisturbed(run_phase, loop, pids, args):
     return figures
 
 
-def setup(base, host, port, args):
+def setup(base, args):
     """Members logged in and joined over WebSockets; burst users registered."""
     members = [f"lb_member_{i}" for i in range(args.members)]
     burst_users = [f"lb_login_{i}" for i in range(args.logins)]
@@ -263,7 +263,7 @@ def main():
         child = None
         try:
             base = f"http://{host}:{port}"
-            tokens, room, burst_users = setup(base, host, port, args)
+            tokens, room, burst_users = setup(base, args)
             pipe, child_end = multiprocessing.Pipe()
             child = multiprocessing.get_context("fork").Process(
                 target=burst_process, args=(child_end, host, port, burst_users), daemon=True)
