@@ -369,6 +369,13 @@ class Handler(WebSocketHandler):
     to refuse the upgrade with a plain HTTP answer.
     """
 
+    def handle(self):
+        # pywsgi writes a response's headers and body in two sends: with
+        # Nagle's algorithm the second waits for the client's delayed ACK,
+        # 40 ms on every keep-alive request. WebSockets coalesce themselves.
+        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().handle()
+
     def upgrade_websocket(self):
         env = self.environ
         if env.get("REQUEST_METHOD") != "GET" or \
@@ -381,8 +388,6 @@ class Handler(WebSocketHandler):
                                          ("Content-Length", str(len(body)))])
             return [body]
         result = super().upgrade_websocket()
-        if hasattr(self, "websocket"):
-            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return [part.encode() if isinstance(part, str) else part for part in result or []] or None
 
     def _refuse(self):

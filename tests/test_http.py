@@ -1,5 +1,6 @@
 """Section 2's endpoints and section 1's error contract against a real chatd."""
 import re
+import time
 
 import requests
 
@@ -170,3 +171,16 @@ def test_healthz(server):
 def test_web_client_is_served(server):
     r = requests.get(server.url + "/")
     assert r.status_code == 200 and "text/html" in r.headers["Content-Type"]
+
+
+def test_keepalive_requests_do_not_wait_for_delayed_acks(server, client):
+    """Ten requests on one keep-alive connection: with Nagle each waited 40 ms."""
+    alice = client()
+    room = alice.create_room()
+    session = requests.Session()
+    session.headers["Authorization"] = "Bearer " + alice.token
+    assert session.get(server.url + "/api/chat-history/" + room).status_code == 200
+    started = time.monotonic()
+    for _ in range(10):
+        assert session.get(server.url + "/api/chat-history/" + room).status_code == 200
+    assert time.monotonic() - started < 0.3  # 10 x 40 ms delayed ACK would be 0.4 s
