@@ -14,7 +14,7 @@ reconnects with backoff; each time it is subscribed again it tells the hub
 to resync (read from the database what it missed), and if this process
 dropped events meanwhile it asks every other process to resync too.
 Message delivery never depends on pub/sub alone: see hub.py and
-docs/cluster.md.
+the README, "Running several processes".
 
 Presence in Redis, for room R, user U, process P:
   chatd:presence            sorted set of "R\\nU\\nP", scored by expiry (ms, Redis clock)
