@@ -86,6 +86,16 @@ class Chatd:
         return self.start()
 
 
+def wait_for(condition, timeout, step=0.05):
+    """Poll `condition` until it holds (True) or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+    return True
+
+
 def unique(prefix="u"):
     return "%s%s" % (prefix, uuid.uuid4().hex[:10])
 

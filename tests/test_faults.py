@@ -9,19 +9,11 @@ import time
 import pytest
 import requests
 
-from helpers import Chatd, Client, unique
+from helpers import Chatd, Client, unique, wait_for
 from rawws import RawSocket, http_head
 
 GENEROUS = {"CHATD_LIMITS_MESSAGES_PER_MINUTE": "1000000", "CHATD_LIMITS_MESSAGE_BURST": "100000"}
 
-
-def wait_for(condition, timeout, step=0.05):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(step)
-    return True
 
 
 # -- kill -9 under a write load --------------------------------------------------

@@ -4,7 +4,7 @@ import time
 
 import requests
 
-from helpers import Client, unique
+from helpers import unique
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z\Z")
 

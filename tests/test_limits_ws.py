@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from helpers import Chatd, Client
+from helpers import Chatd, Client, wait_for
 from rawws import (OP_BINARY, OP_CONT, OP_PING, OP_TEXT, Closing, RawSocket, frame,
                    memory_kib, text)
 
@@ -308,14 +308,6 @@ def online(client, room):
     members = client.get("/api/rooms/%s/members" % room).json()
     return {m["username"]: m["online"] for m in members}
 
-
-def wait_for(condition, timeout):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 class Listener(threading.Thread):

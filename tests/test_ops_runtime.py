@@ -15,7 +15,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from admin_tool import chat_admin, ok
-from helpers import ROOT, Chatd, Client, Socket, unique
+from helpers import Chatd, Client, ROOT, Socket, unique, wait_for
 from rawws import OP_BINARY, RawSocket, frame
 
 UNIT = os.path.join(ROOT, "packaging", "chatd.service")
@@ -32,14 +32,6 @@ def server(database_path):
     yield chatd
     chatd.stop()
 
-
-def wait_for(condition, timeout):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 # -- /metrics ---------------------------------------------------------------------
