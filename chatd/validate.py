@@ -83,7 +83,10 @@ def client_msg_id(value, field="clientMsgId"):
     return value
 
 
-def integer(value, field, low=None, high=None):
+MAX_INTEGER = 10 ** 18 - 1  # what a query string may spell; fits every database's BIGINT
+
+
+def integer(value, field, low=-MAX_INTEGER, high=MAX_INTEGER):
     """A query-string or JSON integer within bounds."""
     if isinstance(value, bool):
         raise BadRequest("Field '%s' must be an integer." % field)
@@ -93,8 +96,8 @@ def integer(value, field, low=None, high=None):
         value = int(value)
     if not isinstance(value, int):
         raise BadRequest("Field '%s' must be an integer." % field)
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise BadRequest("Field '%s' must be between %s and %s." % (field, low, high))
+    if not low <= value <= high:
+        raise BadRequest("Field '%s' must be between %d and %d." % (field, low, high))
     return value
 
 
