@@ -10,15 +10,21 @@ def now_ms():
     return int(time.time() * 1000)
 
 
-_second = [None, ""]  # the last second formatted: messages come many per second
+# The last second formatted, as one immutable pair: messages come many per
+# second. It is read and replaced whole (one reference swap) because iso runs
+# both on the event loop and on the SQLite writer's thread: a pair updated in
+# place could be read half old, half new, and stamp a message with the wrong second.
+_last_second = (None, "")
 
 
 def iso(ms):
     """RFC 3339 UTC with milliseconds and a Z."""
+    global _last_second
     second = ms // 1000
-    if _second[0] != second:
-        _second[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))]
-    return "%s%03dZ" % (_second[1], ms % 1000)
+    cached = _last_second
+    if cached[0] != second:
+        cached = _last_second = (second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second)))
+    return "%s%03dZ" % (cached[1], ms % 1000)
 
 
 def room_key(room_pk):
