@@ -1,20 +1,29 @@
 # `make run` and `make test` set everything up on a fresh machine with Python 3.11.
+# `make install` (and run) puts only the runtime requirements in .venv: that is
+# a production install. `make dev` (and test) adds the test tools on top.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test install browser clean
+.PHONY: run test install dev browser clean
 
-$(STAMP): setup.py requirements.txt requirements-dev.txt
+$(STAMP): setup.py requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements.txt
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(DEV_STAMP)
+
 install: $(STAMP)
+
+dev: $(DEV_STAMP)
 
 run: $(STAMP)
 	$(BIN)/chatd --config config.ini
@@ -28,7 +37,7 @@ browser:
 		|| echo "could not install chromium: browser tests will skip"; \
 	fi
 
-test: $(STAMP) browser
+test: $(DEV_STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

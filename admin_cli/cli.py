@@ -3,7 +3,9 @@
 Exit codes: 0 done; 1 failed (one line on stderr, never a traceback);
 2 bad usage (click's own, and a bad --config or --database).
 """
+import importlib.metadata
 import logging
+import sqlite3
 
 import click
 import peewee as pw
@@ -25,7 +27,7 @@ class AdminGroup(click.Group):
             raise Failed("the database is unavailable%s; try again" % cause)
         except ChatError as exc:
             raise Failed(exc.message)
-        except pw.PeeweeException as exc:
+        except (pw.PeeweeException, sqlite3.Error) as exc:  # sqlite3's own: db backup
             raise Failed("database error: %s" % _first_line(exc))
         except BrokenPipeError:
             raise  # click exits quietly when the reader of stdout has gone
@@ -43,7 +45,16 @@ def _os_error(exc):
     return exc.strerror or str(exc)
 
 
+def _version():
+    try:
+        return importlib.metadata.version("chatd")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout never installed
+        return "unknown"
+
+
 @click.group(cls=AdminGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), "--version", prog_name="chat-admin",
+                      message="%(prog)s %(version)s")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="config.ini to read (as chatd's --config).")
 @click.option("--database", "database_url", metavar="URL",

@@ -106,6 +106,13 @@ def echo_table(headers, rows):
 
 
 def confirm(yes, question):
-    """Go on with --yes, else ask (no answer, or no terminal: aborted, exit 1)."""
-    if not yes:
-        click.confirm(question, abort=True, err=True)
+    """Go on with --yes, else ask on the terminal (no: aborted, exit 1).
+
+    Without a terminal on stdin nobody can answer, and a "y" piped in by a
+    script is too easy to get by accident: refuse, and say how to go on.
+    """
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise Failed("Aborted: stdin is not a terminal to confirm on; add --yes to go ahead")
+    click.confirm(question, abort=True, err=True)

@@ -1,28 +1,31 @@
 """chat-admin history ...: export, import and purge messages (chatd.archive does the work)."""
 import contextlib
 import os
+import re
 import sys
-import tempfile
 
 import click
 
 from chatd import archive
 from chatd.errors import BadRequest
+from chatd.store import iso
 
-from .context import pass_admin, stdout
+from .context import confirm, pass_admin, stdout
 
 PROGRESS_STEP = 1000  # records between progress bar updates: a redraw per message is slow
 
 
 class Timestamp(click.ParamType):
-    """An RFC 3339 time, e.g. 2024-12-10T12:00:00Z, as milliseconds since the epoch."""
+    """A date (midnight UTC) or an RFC 3339 time, as milliseconds since the epoch."""
     name = "TIME"
 
     def convert(self, value, param, ctx):
+        text = value + "T00:00:00Z" if re.fullmatch(r"\d{4}-\d\d-\d\d", value) else value
         try:
-            return archive.parse_timestamp(value, param.name if param else "time")
+            return archive.parse_timestamp(text, param.name if param else "time")
         except BadRequest:
-            self.fail("%r is not an RFC 3339 time like 2024-12-10T12:00:00Z" % value, param, ctx)
+            self.fail("%r is neither a date like 2024-12-10 (midnight UTC) nor an RFC 3339 "
+                      "time like 2024-12-10T12:00:00Z" % value, param, ctx)
 
 
 TIMESTAMP = Timestamp()
@@ -40,8 +43,8 @@ def history():
               show_default=True, help="jsonl: one object a line; json: one array; csv: RFC 4180.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write to FILE (complete, or not at all) instead of stdout.")
-@click.option("--since", type=TIMESTAMP, help="Only messages at or after this time.")
-@click.option("--until", type=TIMESTAMP, help="Only messages before this time.")
+@click.option("--since", type=TIMESTAMP, help="Only messages at or after this date or time.")
+@click.option("--until", type=TIMESTAMP, help="Only messages before this date or time.")
 @pass_admin
 def export(admin, room_ids, all_rooms, fmt, output, since, until):
     """Stream the history of ROOM_ID... (or --all) out, oldest first in each room.
@@ -86,12 +89,7 @@ def _destination(path):
         out.flush()
         out.detach()
         return
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, partial = tempfile.mkstemp(dir=folder, prefix=".%s." % os.path.basename(path),
-                                       suffix=".partial")
-    except OSError as exc:  # name the file the operator asked for, not the temporary one
-        raise OSError(exc.errno, exc.strerror, path)
+    fd, partial = archive.private_file_beside(path)
     try:
         with open(fd, "w", encoding="utf-8", newline="") as out:
             yield out
@@ -122,14 +120,22 @@ def import_(admin, file):
 @history.command()
 @click.argument("room_id")
 @click.option("--before", type=TIMESTAMP, required=True,
-              help="Delete messages older than this RFC 3339 time.")
+              help="Delete messages older than this date (midnight UTC) or RFC 3339 time.")
+@click.option("--dry-run", is_flag=True, help="Only say how many messages would go.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_admin
-def purge(admin, room_id, before):
+def purge(admin, room_id, before, dry_run, yes):
     """Delete ROOM_ID's messages older than --before (retention).
 
     Deletes in small batches so a running chatd keeps writing; later messages
     keep their ids and new ones continue the sequence.
     """
     admin.database()
+    if dry_run or not yes:
+        count = archive.purge_count(room_id, before)
+        if dry_run:
+            click.echo("would purge %d messages from %s" % (count, room_id))
+            return
+        confirm(yes, "Delete %d messages of %s older than %s?" % (count, room_id, iso(before)))
     deleted = archive.purge(room_id, before)
     click.echo("purged %d messages from %s" % (deleted, room_id))

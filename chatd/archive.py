@@ -13,6 +13,7 @@ import json
 import os
 import re
 import sqlite3
+import tempfile
 import time
 
 import peewee as pw
@@ -152,9 +153,24 @@ def import_jsonl(path):
 
     Returns counts: messages added, messages already present, rooms and users created.
     """
+    _refuse_other_formats(path)
     for _ in _read_records(path):
         pass
     return _apply_import(path)
+
+
+def _refuse_other_formats(path):
+    """A csv or json export is named as such, not reported as a bad JSON line."""
+    with open(path, "rb") as f:
+        first = next((raw.strip() for raw in f if raw.strip()), b"")
+    if first.startswith(b"["):
+        kind = "a JSON array (a json export)"
+    elif first.startswith(b"roomId,"):
+        kind = "csv (a csv export)"
+    else:
+        return
+    raise BadRequest("%s is %s; history import takes the jsonl format "
+                     "(history export --format jsonl, the default)" % (path, kind))
 
 
 def _read_records(path):
@@ -272,6 +288,11 @@ def purge(room_id, before):
         time.sleep(PURGE_PAUSE)
 
 
+def purge_count(room_id, before):
+    """How many messages purge(room_id, before) would delete now."""
+    return count_messages([_room_pk(room_id)], until=before)
+
+
 @transaction
 def _room_pk(room_id):
     room_pk = validate.room_id(room_id)
@@ -290,26 +311,43 @@ def _purge_batch(room_pk, before):
 
 # -- backup ----------------------------------------------------------------------
 def backup(path):
-    """A consistent copy of a live SQLite database at `path` (SQLite's online backup API)."""
+    """A consistent copy of a live SQLite database at `path` (SQLite's online backup API).
+
+    The copy holds password and token hashes, so it is private (0600) from its
+    first byte: SQLite writes into a file already created that way.
+    """
     db = models.proxy.obj
     if not isinstance(db, pw.SqliteDatabase):
-        raise BadRequest("db backup copies SQLite databases; on PostgreSQL use pg_dump "
-                         "(e.g. pg_dump --format=custom --file=chat.dump DBNAME).")
+        raise BadRequest("db backup copies SQLite databases; on PostgreSQL use pg_dump, "
+                         "keeping the dump private as it holds password hashes "
+                         "(e.g. umask 077; pg_dump --format=custom --file=chat.dump DBNAME).")
     if os.path.exists(path) and os.path.samefile(path, db.database):
         raise BadRequest("The backup file is the database itself.")
-    partial = path + ".partial"
-    target = sqlite3.connect(partial)
+    fd, partial = private_file_beside(path)
+    os.close(fd)  # SQLite opens it by name; an empty file is an empty database
     try:
-        # pages=-1: one step under one read snapshot. Stepwise copying restarts
-        # whenever chatd writes, and might never finish under load; in WAL mode
-        # the snapshot does not block chatd's writers.
-        with models.session(db):
-            db.connection().backup(target, pages=-1)
-        target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
-        target.close()
+        target = sqlite3.connect(partial)
+        try:
+            # pages=-1: one step under one read snapshot. Stepwise copying restarts
+            # whenever chatd writes, and might never finish under load; in WAL mode
+            # the snapshot does not block chatd's writers.
+            with models.session(db):
+                db.connection().backup(target, pages=-1)
+            target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+        finally:
+            target.close()
         os.replace(partial, path)
     except BaseException:
-        target.close()
-        if os.path.exists(partial):
-            os.unlink(partial)
+        os.unlink(partial)
         raise
+
+
+def private_file_beside(path):
+    """(fd, name) of a new empty file, mode 0600, in `path`'s folder, to be renamed
+    to `path` once complete: nobody sees half a file, nor anyone else a private one."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        return tempfile.mkstemp(dir=folder, prefix=".%s." % os.path.basename(path),
+                                suffix=".partial")
+    except OSError as exc:  # name the file the operator asked for, not the temporary one
+        raise OSError(exc.errno, exc.strerror, path)

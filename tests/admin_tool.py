@@ -9,12 +9,14 @@ import time
 CHAT_ADMIN = os.path.join(os.path.dirname(sys.executable), "chat-admin")
 
 
-def chat_admin(database_url, *args, stdin="", env=None, timeout=120):
-    """CompletedProcess of `chat-admin [--database URL] ARGS...` (stdin closed unless given)."""
+def chat_admin(database_url, *args, stdin="", env=None, umask=None, timeout=120):
+    """CompletedProcess of `chat-admin [--database URL] ARGS...` (stdin closed unless given),
+    run with `umask` if given."""
     flags = ["--database", database_url] if database_url else []
     return subprocess.run([CHAT_ADMIN] + flags + list(args),
                           input=stdin, capture_output=True, text=True, timeout=timeout,
-                          env=dict(os.environ, **(env or {})))
+                          env=dict(os.environ, **(env or {})),
+                          preexec_fn=None if umask is None else lambda: os.umask(umask))
 
 
 def ok(result):

@@ -1,6 +1,9 @@
 """chat-admin db ..., configuration, usage and failures on a busy or odd database."""
+import importlib.metadata
 import json
+import os
 import sqlite3
+import stat
 import threading
 import time
 
@@ -78,6 +81,29 @@ def test_backup_during_a_write_load_is_a_consistent_copy(tmp_path):
             assert count == top == last_seq  # no half transaction: ids dense up to the counter
             assert 50 <= count <= stored
     assert sorted(p.name for p in tmp_path.iterdir()) == ["backup.db", "live.db"]
+
+
+def test_backup_is_private_whatever_the_umask(tmp_path):
+    """The copy holds password and token hashes: 0600, also over an older readable backup."""
+    url = sqlite_url(tmp_path / "chat.db")
+    ok(chat_admin(url, "db", "migrate"))
+    ok(chat_admin(url, "user", "create", unique(), "--password-stdin", stdin="long enough\n"))
+    copy = tmp_path / "backup.db"
+    copy.write_bytes(b"")
+    copy.chmod(0o644)
+    ok(chat_admin(url, "db", "backup", str(copy), umask=0))
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+    with sqlite3.connect(str(copy)) as db:
+        assert db.execute("SELECT COUNT(*) FROM user WHERE password_hash IS NOT NULL"
+                          ).fetchone() == (1,)
+
+
+def test_backup_into_a_missing_folder_fails_with_one_line(tmp_path):
+    url = sqlite_url(tmp_path / "chat.db")
+    ok(chat_admin(url, "db", "migrate"))
+    target = tmp_path / "missing" / "backup.db"
+    failed(chat_admin(url, "db", "backup", str(target)), "%s: No such file or directory" % target)
+    assert os.listdir(tmp_path) == ["chat.db"]
 
 
 def test_backup_on_postgresql_points_at_pg_dump(tmp_path):
@@ -182,3 +208,8 @@ def test_every_command_has_help():
         assert text.startswith("Usage: chat-admin %s" % command), text
         summary = text.split("\n\n")[1].strip()
         assert len(summary) > 20 and summary.endswith((".", ")")), (command, summary)
+
+
+def test_version_is_the_installed_package_version():
+    assert ok(chat_admin(None, "--version")) == "chat-admin %s\n" % importlib.metadata.version(
+        "chatd")

@@ -1,5 +1,6 @@
 """chat-admin history ...: export, import and purge on the database a running chatd uses."""
 import csv
+import datetime
 import json
 import os
 
@@ -85,6 +86,22 @@ def test_export_since_until_selects_a_time_window(database_url, conversation):
         r for r in expected if since <= r["timestamp"] < until]
     bad = chat_admin(database_url, "history", "export", room, "--since", "yesterday")
     assert bad.returncode == 2 and "RFC 3339" in bad.stderr
+
+
+def test_export_takes_a_date_alone_as_midnight_utc(database_url, conversation):
+    room, _, expected = conversation
+    day = expected[0]["timestamp"][:10]
+    next_day = (datetime.date.fromisoformat(day) + datetime.timedelta(days=1)).isoformat()
+    out = ok(chat_admin(database_url, "history", "export", room, "--since", day,
+                        "--until", next_day))
+    assert [json.loads(line) for line in out.splitlines()] == [
+        r for r in expected if r["timestamp"] < next_day]
+    assert ok(chat_admin(database_url, "history", "export", room, "--until", day)) == ""
+    for option in ("--since", "--until"):
+        bad = chat_admin(database_url, "history", "export", room, option, "2026-02-30")
+        assert bad.returncode == 2, bad
+        assert "'2026-02-30' is neither a date like 2024-12-10" in bad.stderr, bad.stderr
+        assert "Traceback" not in bad.stderr
 
 
 def test_export_failures_leave_no_file(database_url, conversation, tmp_path):
@@ -196,6 +213,16 @@ def test_import_refuses_a_room_name_taken_by_another_room(database_url, conversa
     assert not {"room_999997", "room_999996"} & {r["roomId"] for r in listed}
 
 
+@pytest.mark.parametrize("fmt, kind", [("csv", "is csv"), ("json", "is a JSON array")])
+def test_import_of_a_csv_or_json_export_says_it_takes_jsonl(database_url, conversation, tmp_path,
+                                                            fmt, kind):
+    room, _, _ = conversation
+    path = tmp_path / ("out." + fmt)
+    ok(chat_admin(database_url, "history", "export", room, "--format", fmt, "--output", str(path)))
+    failed(chat_admin(database_url, "history", "import", str(path)),
+           "%s %s" % (path, kind), "history import takes the jsonl format")
+
+
 def test_import_of_a_missing_file_fails_with_exit_1(database_url, tmp_path):
     failed(chat_admin(database_url, "history", "import", str(tmp_path / "nope.jsonl")),
            "nope.jsonl", "No such file")
@@ -214,13 +241,40 @@ def test_purge_deletes_older_messages_and_ids_go_on(database_url, client):
     before = [m for m in alice.get("/api/chat-history/" + room).json()["messages"]
               if m["timestamp"] < cutoff]
     assert 1 <= len(before) <= 4
-    assert ok(chat_admin(database_url, "history", "purge", room, "--before", cutoff)) == (
-        "purged %d messages from %s\n" % (len(before), room))
+    assert ok(chat_admin(database_url, "history", "purge", room, "--before", cutoff,
+                         "--yes")) == "purged %d messages from %s\n" % (len(before), room)
     left = alice.get("/api/chat-history/" + room).json()["messages"]
     assert [m["message"] for m in left] == ["old %d" % n for n in range(len(before), 6)] + ["new"]
     sock.say(room, "after purge")
     assert sock.expect("new-message", message="after purge")["id"] == 8
-    failed(chat_admin(database_url, "history", "purge", "room_999999", "--before", cutoff),
-           "No room")
+    failed(chat_admin(database_url, "history", "purge", "room_999999", "--before", cutoff,
+                      "--yes"), "No room")
     usage = chat_admin(database_url, "history", "purge", room)
     assert usage.returncode == 2 and "--before" in usage.stderr
+
+
+def test_purge_asks_on_a_terminal_and_dry_run_changes_nothing(database_url, client):
+    alice = client()
+    room = alice.create_room()
+    sock = alice.ws(join=room)
+    for n in range(3):
+        sock.say(room, "old %d" % n)
+        sock.expect("new-message", message="old %d" % n)
+    purge = ["--database", database_url, "history", "purge", room, "--before", "2100-01-01"]
+
+    def stored():
+        return len(alice.get("/api/chat-history/" + room).json()["messages"])
+    assert ok(chat_admin(None, *purge, "--dry-run")) == "would purge 3 messages from %s\n" % room
+    # No terminal to ask on: refused, even with a "y" piped in.
+    failed(chat_admin(None, *purge, stdin="y\n"), "stdin is not a terminal", "--yes")
+    question = "Delete 3 messages of %s older than 2100-01-01T00:00:00.000Z? [y/N]: " % room
+    for answer, code in (("n", 1), ("y", 0)):
+        assert stored() == 3
+        term = Terminal(purge)
+        term.read_until(question)
+        term.type(answer)
+        assert term.finish() == code
+    assert "purged 3 messages from %s" % room in term.screen.decode()
+    assert stored() == 0
+    bad = chat_admin(None, *purge[:-1], "2100-13-01")
+    assert bad.returncode == 2 and "is neither a date" in bad.stderr

@@ -95,7 +95,7 @@ def test_purge_in_batches_lets_a_live_chatd_keep_writing(big):
         sock = alice.ws(join="room_4")
         cutoff = "2023-11-14T22:34:10.010Z"  # message 125001's time: purge 1..125000
         purge = subprocess.Popen([CHAT_ADMIN, "--database", url, "history", "purge", "room_4",
-                                  "--before", cutoff], stdout=subprocess.PIPE,
+                                  "--before", cutoff, "--yes"], stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
         waits, ids = [], []
         while purge.poll() is None and len(waits) < 10000:

@@ -44,7 +44,7 @@ let outbox = loadOutbox(); // [{clientMsgId, roomId, message}] not yet acknowled
 // The WebSocket connection and its retry state.
 const conn = {
   ws: null,
-  open: false,
+  open: false,            // socket open and its token accepted (`authenticated`)
   stopped: true,          // true while logged out: no reconnecting
   attempt: 0,             // failed attempts in a row, drives the backoff
   retryTimer: null,
@@ -781,10 +781,11 @@ function renderTyping() {
 
 // ---------------------------------------------------------------- WebSocket
 
+// No token in the URL: proxies and servers log URLs. The token goes in the
+// first frame instead (browsers cannot set an Authorization header).
 function socketUrl() {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  // Browsers cannot set an Authorization header on a WebSocket.
-  return `${scheme}//${location.host}/chat?token=${encodeURIComponent(session.token)}`;
+  return `${scheme}//${location.host}/chat`;
 }
 
 function connect() {
@@ -795,7 +796,9 @@ function connect() {
   conn.ws = ws;
   conn.open = false;
   conn.inflight = [];
-  ws.addEventListener('open', () => { if (ws === conn.ws) onSocketOpen(); });
+  ws.addEventListener('open', () => {
+    if (ws === conn.ws) ws.send(JSON.stringify({ action: 'auth', token: session.token }));
+  });
   ws.addEventListener('message', (event) => { if (ws === conn.ws) onSocketFrame(event.data); });
   ws.addEventListener('close', (event) => { if (ws === conn.ws) onSocketClose(event); });
   updateStatus();
@@ -812,7 +815,10 @@ function closeSocket() {
   if (ws) ws.close(1000, 'bye');
 }
 
-function onSocketOpen() {
+// The socket counts as open once the server has accepted the token: joins
+// and messages sent before that would only be refused.
+function onAuthenticated() {
+  if (conn.open) return;
   conn.open = true;
   if (!room) conn.attempt = 0; // with a room open, `joined` resets the backoff
   updateStatus();
@@ -886,6 +892,7 @@ function onSocketFrame(data) {
 }
 
 const SOCKET_HANDLERS = {
+  'authenticated': onAuthenticated,
   'joined': onJoined,
   'new-message': onNewMessage,
   'user-joined': (e) => { if (room && e.roomId === room.roomId) setOnline(e.username, true); },
