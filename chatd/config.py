@@ -31,6 +31,12 @@ SETTINGS = [
      "peers (IPs or CIDR networks) whose X-Forwarded-For is believed"),
     ("server", "max_connections", "10000", int,
      "concurrent connections (HTTP and WebSocket) served at once"),
+    ("server", "max_connections_per_address", "256", int,
+     "concurrent connections from one socket peer address; peers in trusted_proxies "
+     "are not capped (0: no cap)"),
+    ("server", "header_timeout", "10", float,
+     "seconds a client has to send a request line and headers, also between "
+     "keep-alive requests; then the connection is closed"),
     ("server", "shutdown_timeout", "10", float,
      "seconds SIGTERM waits for connections to finish"),
     ("database", "url", "sqlite:///chat.db", str,

@@ -8,13 +8,13 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import secrets
 import time
-from urllib.parse import parse_qsl, urlencode
 
 import bottle
 
-from . import errors, validate
+from . import errors, logsafe, validate
 from .errors import ChatError
 
 log = logging.getLogger("chatd.http")
@@ -22,12 +22,22 @@ WEB_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
 _STATUS_ERRORS = {400: errors.BadRequest, 401: errors.Unauthorized, 403: errors.Forbidden,
                   404: errors.NotFound, 405: errors.MethodNotAllowed,
                   413: errors.PayloadTooLarge}
+# bottle's own answers (no route, wrong method, static_file's refusals) in our words.
+_STATUS_MESSAGES = {403: "This file may not be read.", 404: "No such route or file.",
+                    405: "Method not allowed on this route."}
+# The web page: its own files only, never framed, no Referer to other sites.
+# 'self' covers ws:/wss: to the same host in CSP 3; older browsers need them named.
+_PAGE_POLICY = ("default-src 'self'; connect-src 'self' %s; img-src 'self' data:; "
+                "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+_HOST = re.compile(r"([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?\Z")
 
 
 def json_response(body, status=200, headers=None):
     data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     response = bottle.HTTPResponse(data, status=status, headers=headers or {})
     response.content_type = "application/json"
+    # API answers are one user's data, a login's carries a token: never stored.
+    response.set_header("Cache-Control", "no-store")
     return response
 
 
@@ -43,8 +53,7 @@ class App(bottle.Bottle):
 
     def default_error_handler(self, res):
         exc = _STATUS_ERRORS.get(res.status_code, errors.Internal)
-        message = {404: "No such route.", 405: "Method not allowed on this route."}.get(
-            res.status_code, "Internal error.")
+        message = _STATUS_MESSAGES.get(res.status_code, "Internal error.")
         if exc is errors.Internal:
             rid = bottle.request.environ.get("chatd.request_id")
             log.error("request %s failed: %s", rid, res.traceback or res.body)
@@ -84,7 +93,10 @@ def read_json(request, max_bytes):
             raise errors.BadRequest("Invalid Content-Length.")
         if int(length) > max_bytes:
             raise errors.PayloadTooLarge("The body is over %d bytes." % max_bytes)
-    data = env["wsgi.input"].read(max_bytes + 1 if chunked else int(length))
+    try:
+        data = env["wsgi.input"].read(max_bytes + 1 if chunked else int(length))
+    except OSError:  # pywsgi's _InvalidClientInput: broken chunked framing (or a peer gone)
+        raise errors.BadRequest("The request body is not valid chunked encoding.")
     if len(data) > max_bytes:
         raise errors.PayloadTooLarge("The body is over %d bytes." % max_bytes)
     try:
@@ -101,7 +113,7 @@ def bearer_token(request):
     return header[7:].strip()
 
 
-def _networks(items):
+def networks(items):
     return [ipaddress.ip_network(item, strict=False) for item in items]
 
 
@@ -109,27 +121,42 @@ def client_address(environ, trusted):
     """The socket's peer, or the last X-Forwarded-For hop when the peer is a trusted proxy."""
     peer = environ.get("REMOTE_ADDR", "")
     forwarded = environ.get("HTTP_X_FORWARDED_FOR")
-    if forwarded and _in(peer, trusted):
+    if forwarded and in_networks(peer, trusted):
         hop = forwarded.split(",")[-1].strip()
         if hop:
             return hop
     return peer
 
 
-def _in(address, networks):
+def in_networks(address, nets):
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(ip in net for net in networks)
+    return any(ip in net for net in nets)
+
+
+def web_file(path, environ):
+    """A file of the web client, with the page's security headers; errors in JSON."""
+    response = bottle.static_file(path, root=WEB_ROOT)
+    if isinstance(response, bottle.HTTPError):
+        # static_file's own refusals: a path outside the root or unreadable (403),
+        # missing (404), an unsatisfiable Range (416: answered as a missing file).
+        error = errors.Forbidden if response.status_code == 403 else errors.NotFound
+        return _render_error(error(_STATUS_MESSAGES[error.status]))
+    host = environ.get("HTTP_HOST", "")
+    sockets = "ws://%s wss://%s" % (host, host) if _HOST.match(host) else ""
+    response.set_header("Content-Security-Policy", _PAGE_POLICY % sockets)
+    response.set_header("Referrer-Policy", "no-referrer")
+    return response
 
 
 def build(service):
     """The bottle app for one chatd process."""
     chat, settings = service.chat, service.settings
     max_body = settings.limits.max_body_bytes
-    trusted = _networks(settings.server.trusted_proxies)
-    metrics_readers = _networks(settings.metrics.allowed_networks)
+    trusted = networks(settings.server.trusted_proxies)
+    metrics_readers = networks(settings.metrics.allowed_networks)
     app = App()
     request = bottle.request
 
@@ -137,7 +164,9 @@ def build(service):
         return read_json(request, max_body)
 
     def user():
-        return chat.authenticate(bearer_token(request))
+        me = chat.authenticate(bearer_token(request))
+        request.environ["chatd.user"] = me.username  # for the log line
+        return me
 
     def same_user(data, field, me):
         value = data.get(field)
@@ -148,14 +177,17 @@ def build(service):
     @api
     def register():
         data = body()
-        result = chat.register(validate.string(data, "username"), validate.string(data, "password"))
+        name = request.environ["chatd.user"] = validate.string(data, "username")
+        result = chat.register(name, validate.string(data, "password"))
         return json_response({"status": "success", "username": result["username"]}, 201)
 
     @app.post("/api/login")
     @api
     def login():
         data = body()
-        result = chat.login(data.get("username"), data.get("password"),
+        # The name tried goes to the log line, so failed logins can be traced.
+        name = request.environ["chatd.user"] = validate.string(data, "username")
+        result = chat.login(name, validate.string(data, "password"),
                             client_address(request.environ, trusted))
         return dict(status="success", **result)
 
@@ -231,7 +263,7 @@ def build(service):
     @app.get("/metrics")
     def metrics():
         # Behind a trusted proxy the proxy's own address must not open it to all.
-        if not _in(client_address(request.environ, trusted), metrics_readers):
+        if not in_networks(client_address(request.environ, trusted), metrics_readers):
             return _render_error(errors.Forbidden("Metrics are not served to this address."))
         data, content_type = service.metrics.render()
         return bottle.HTTPResponse(data, 200, {"Content-Type": content_type})
@@ -242,30 +274,27 @@ def build(service):
 
     @app.get("/")
     def index():
-        return bottle.static_file("index.html", root=WEB_ROOT)
+        return web_file("index.html", request.environ)
 
     @app.get("/static/<path:path>")
     def static(path):
-        return bottle.static_file(path, root=WEB_ROOT)
+        return web_file(path, request.environ)
 
     return app
 
 
-def redact(path_and_query):
-    """The request line for logs, with any token in the query string hidden."""
-    path, _, query = path_and_query.partition("?")
-    if not query:
-        return path
-    pairs = [(k, "[redacted]" if k.lower() in ("token", "password") else v)
-             for k, v in parse_qsl(query, keep_blank_values=True)]
-    return path + "?" + urlencode(pairs)
-
-
 class RequestLog:
-    """WSGI middleware: a request id per request and one log line per request."""
+    """WSGI middleware: a request id per request and one log line per request.
 
-    def __init__(self, app, on_request=None):
+    The line: request id, client address (as for the login throttle), method,
+    path and query (escaped, secrets redacted: see logsafe), status, time,
+    and user= the authenticated user, or the username a login or
+    registration tried ('-' when none).
+    """
+
+    def __init__(self, app, trusted_proxies, on_request=None):
         self.app = app
+        self.trusted = networks(trusted_proxies)
         self.on_request = on_request
 
     def __call__(self, environ, start_response):
@@ -281,11 +310,12 @@ class RequestLog:
         try:
             return self.app(environ, start)
         finally:
+            seconds = time.monotonic() - started
             status = seen.get("status", "-")[:3]
-            line = environ.get("PATH_INFO", "")
-            if environ.get("QUERY_STRING"):
-                line += "?" + environ["QUERY_STRING"]
-            log.info("%s %s %s %s %.1fms", rid, environ.get("REQUEST_METHOD"), redact(line),
-                     status, (time.monotonic() - started) * 1000)
+            log.info("%s %s %s %s %s %.1fms user=%s", rid,
+                     logsafe.text(client_address(environ, self.trusted)),
+                     logsafe.text(environ.get("REQUEST_METHOD"), 16),
+                     logsafe.target(environ.get("PATH_INFO", ""), environ.get("QUERY_STRING")),
+                     status, seconds * 1000, logsafe.text(environ.get("chatd.user"), 64))
             if self.on_request:
-                self.on_request(environ, status)
+                self.on_request(environ, status, seconds)

@@ -40,6 +40,9 @@ class Metrics:
                                   buckets=LATENCY_BUCKETS, registry=registry)
         self._http = Counter("chatd_http_requests", "HTTP requests by route and status.",
                              ["route", "status"], registry=registry)
+        self._http_seconds = Histogram("chatd_http_request_duration_seconds",
+                                       "Time to answer an HTTP request, by route.", ["route"],
+                                       buckets=LATENCY_BUCKETS, registry=registry)
         self._second = (None, 0)
 
     # -- hooks on the hot path ------------------------------------------------
@@ -71,10 +74,12 @@ class Metrics:
         return self._second[1] + int(timestamp[20:23]) / 1000.0
 
     # -- HTTP -------------------------------------------------------------------
-    def http_request(self, environ, status):
+    def http_request(self, environ, status, seconds):
         """RequestLog's hook: route is the matched rule, so labels stay few."""
         route = environ.get("bottle.route")
-        self._http.labels(route.rule if route is not None else "unmatched", status).inc()
+        rule = route.rule if route is not None else "unmatched"
+        self._http.labels(rule, status).inc()
+        self._http_seconds.labels(rule).observe(seconds)
 
     def render(self):
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -52,9 +52,7 @@ class Chat:
         return {"username": username}
 
     def login(self, username, password, address):
-        """A new token, or Unauthorized the same way for any bad pair."""
-        if not isinstance(username, str) or not isinstance(password, str):
-            raise Unauthorized("Invalid username or password.")
+        """A new token, or Unauthorized the same way for any bad pair of strings."""
         keys = ("login-user:" + _user_key(username)[:64], "login-addr:" + address)
         self._check_login_throttle(keys)
         user = self._find_user(username)
@@ -237,7 +235,7 @@ class Chat:
         room.delete_instance()
 
     def _room(self, room_id):
-        room = Room.get_or_none(Room.id == validate.room_id(room_id))
+        room = Room.get_or_none(Room.id == validate.room_ref(room_id))
         if room is None:
             raise NotFound("No room %s." % room_id)
         return room

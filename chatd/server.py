@@ -20,6 +20,7 @@ from gevent.pool import Pool  # noqa: E402
 from gevent.pywsgi import WSGIServer  # noqa: E402
 
 from . import auth, broker as brokers, config, http_api, models, ops, ws, wsproto  # noqa: E402
+from . import errors, logsafe  # noqa: E402
 from .hub import Hub  # noqa: E402
 from .metrics import Metrics  # noqa: E402
 
@@ -89,31 +90,48 @@ def apply_control_event(service, kind, payload):
 
 
 def ws_gate(settings, metrics):
+    trusted = http_api.networks(settings.server.trusted_proxies)
+
     def gate(environ):
         if environ.get("PATH_INFO") != "/chat":
-            return refuse(environ, "404 Not Found",
-                          b'{"status":"error","error":"not_found","message":"No such route."}')
+            return refuse(environ, errors.NotFound("No such route."))
         if not ws.origin_allowed(environ, settings.server.allowed_origins):
             metrics.rejected("origin")
-            return refuse(environ, "403 Forbidden",
-                          b'{"status":"error","error":"forbidden","message":"Origin not allowed."}')
+            return refuse(environ, errors.Forbidden("Origin not allowed."))
         return None
 
-    def refuse(environ, status, body):
-        log.info("%s GET %s %s upgrade refused (Origin %s)", secrets.token_hex(6),
-                 environ.get("PATH_INFO"), status[:3], environ.get("HTTP_ORIGIN"))
-        return status, body
+    def refuse(environ, error):
+        log.info("%s %s GET %s %d upgrade refused (Origin %s)", secrets.token_hex(6),
+                 logsafe.text(http_api.client_address(environ, trusted)),
+                 logsafe.target(environ.get("PATH_INFO", ""), environ.get("QUERY_STRING")),
+                 error.status, logsafe.text(environ.get("HTTP_ORIGIN")))
+        return error
     return gate
+
+
+def peer_limit(settings, metrics):
+    """[server] max_connections_per_address, on the socket peer; trusted proxies are exempt."""
+    trusted = http_api.networks(settings.server.trusted_proxies)
+
+    def refused(address):
+        metrics.rejected("connections_per_address")
+        log.info("- %s - connection refused: over %d connections from this address",
+                 logsafe.text(address), settings.server.max_connections_per_address)
+    return wsproto.PeerLimit(settings.server.max_connections_per_address,
+                             lambda address: http_api.in_networks(address, trusted), refused)
 
 
 def serve(settings):
     service = build_service(settings)
-    app = http_api.RequestLog(http_api.build(service), service.metrics.http_request)
+    app = http_api.RequestLog(http_api.build(service), settings.server.trusted_proxies,
+                              service.metrics.http_request)
     server = WSGIServer((settings.server.host, settings.server.port), app,
                         handler_class=wsproto.Handler, log=None, error_log=None,
                         spawn=Pool(settings.server.max_connections))
     server.ws_gate = ws_gate(settings, service.metrics)
     server.ws_app = lambda handler: ws.serve(service, handler)
+    server.header_timeout = settings.server.header_timeout
+    server.peer_limit = peer_limit(settings, service.metrics)
     server.start()
     host, port = server.address[:2]
     # Scripts and tests wait for this line: it is logged whatever [log] level says.

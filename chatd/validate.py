@@ -2,7 +2,7 @@
 import json
 import re
 
-from .errors import BadRequest, PayloadTooLarge
+from .errors import BadRequest, NotFound, PayloadTooLarge
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.\-]{3,32}\Z")
 ROOM_ID_RE = re.compile(r"room_([1-9][0-9]{0,17})\Z")
@@ -56,10 +56,20 @@ def room_name(value, field="roomName"):
 
 
 def room_id(value, field="roomId"):
-    """'room_12' -> 12."""
+    """'room_12' -> 12, in a record that must be well-formed (an import file)."""
     match = ROOM_ID_RE.match(value) if isinstance(value, str) else None
     if not match:
         raise BadRequest("Field '%s' must be a room id like room_12." % field)
+    return int(match.group(1))
+
+
+def room_ref(value, field="roomId"):
+    """'room_12' -> 12, from a client: ids are opaque, so any other string names no room."""
+    if not isinstance(value, str):
+        raise BadRequest("Field '%s' must be a string." % field)
+    match = ROOM_ID_RE.match(value)
+    if not match:
+        raise NotFound("No room %s; expected a room id like room_12." % value[:64])
     return int(match.group(1))
 
 
@@ -101,12 +111,44 @@ def integer(value, field, low=-MAX_INTEGER, high=MAX_INTEGER):
     return value
 
 
+# JSON can spell what no field may hold: NUL (PostgreSQL text cannot store it)
+# and lone surrogates (they cannot even be encoded back to UTF-8, so an error
+# echoing one could not be sent). Raw, both are invalid in JSON text: only a
+# \u escape makes them, which the cheap search finds before any walk.
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|d[89a-f])", re.IGNORECASE)
+_UNSTORABLE_ESCAPE_BYTES = re.compile(rb"\\u(?:0000|d[89a-f])", re.IGNORECASE)  # frames
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def json_object(text, what):
-    """A JSON object from a request body or a frame; `what` names it in the error."""
+    """A JSON object from a request body (str) or a frame (bytes); `what` names it in errors."""
     try:
         body = json.loads(text)
     except (ValueError, RecursionError):  # 30,000 '[' must be a 400, not a crash
         raise BadRequest("The %s is not valid JSON." % what)
     if not isinstance(body, dict):
         raise BadRequest("The %s must be a JSON object." % what)
+    escape = _UNSTORABLE_ESCAPE_BYTES if isinstance(text, bytes) else _UNSTORABLE_ESCAPE
+    if escape.search(text):
+        for field, value in body.items():
+            if _unstorable(field):
+                raise BadRequest("A field name in the %s holds NUL or a lone surrogate." % what)
+            if _unstorable(value):
+                raise BadRequest("Field '%s' must not hold NUL or lone surrogates." % field[:64])
     return body
+
+
+def _unstorable(value):
+    """NUL or a lone surrogate anywhere in this JSON value (keys of nested objects too)."""
+    stack = [value]
+    while stack:  # not recursive: nesting as deep as json.loads accepts is fine here
+        item = stack.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False

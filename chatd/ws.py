@@ -147,7 +147,7 @@ class Session:
 
     def do_join(self, body):
         room_id = validate.string(body, "roomId")
-        room_pk = validate.room_id(room_id)
+        room_pk = validate.room_ref(room_id)
         since = body.get("since")
         if since is not None:
             since = validate.integer(since, "since", 0)
@@ -209,7 +209,7 @@ class Session:
                                    exclude_user=self.username)
 
     def _joined_room(self, body):
-        room_pk = validate.room_id(validate.string(body, "roomId"))
+        room_pk = validate.room_ref(validate.string(body, "roomId"))
         if room_pk not in self.rooms:
             raise NotJoined("Join %s on this connection first." % store.room_key(room_pk))
         return room_pk

@@ -18,10 +18,15 @@ import binascii
 import socket
 import struct
 import time
+import json
+from http import HTTPStatus
 
 import gevent
 import gevent.event
+from gevent.pywsgi import MAX_REQUEST_LINE
 from geventwebsocket.handler import WebSocketHandler
+
+from . import errors, logsafe
 
 log = logging.getLogger("chatd.wsproto")
 
@@ -362,11 +367,68 @@ class Connection:
         self.closing = True
 
 
+class HeadTimeout(Exception):
+    """The request line and headers did not all arrive within the server's header_timeout."""
+
+
+# On every answer, the application's and pywsgi's own alike.
+SECURITY_HEADERS = [("X-Content-Type-Options", "nosniff")]
+
+# What pywsgi answers with an empty text body, as ours: status -> error.
+_HEAD_ERRORS = {
+    "400": lambda: errors.BadRequest("The request line or headers are not valid HTTP."),
+    "408": lambda: errors.RequestTimeout("The request headers did not arrive in time."),
+    "414": lambda: errors.URITooLong("The request line is over %d bytes." % MAX_REQUEST_LINE),
+    400: lambda: errors.BadRequest("The request body is not valid HTTP framing."),
+    500: lambda: errors.Internal("Internal error."),
+}
+
+
+def error_parts(exc):
+    """(status line, headers, body) of a ChatError answered below the bottle app."""
+    body = json.dumps(exc.as_dict(), separators=(",", ":")).encode("utf-8")
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    if exc.retry_after is not None:
+        headers.append(("Retry-After", str(int(exc.retry_after))))
+    return "%d %s" % (exc.status, HTTPStatus(exc.status).phrase), headers, body
+
+
+def raw_error(exc):
+    """A whole HTTP response for a connection that is then closed."""
+    status, headers, body = error_parts(exc)
+    head = ["HTTP/1.1 " + status] + ["%s: %s" % h for h in headers + SECURITY_HEADERS]
+    return ("\r\n".join(head + ["Connection: close", "", ""])).encode("latin-1") + body
+
+
+class PeerLimit:
+    """Connections open per socket peer address, capped (cap 0: no cap)."""
+
+    def __init__(self, cap, exempt, on_refuse):
+        self.cap = cap
+        self.exempt = exempt  # address -> bool: trusted proxies carry many clients
+        self.on_refuse = on_refuse
+        self.open = {}
+
+    def enter(self, address):
+        count = self.open.get(address, 0)
+        if self.cap and count >= self.cap and not self.exempt(address):
+            self.on_refuse(address)
+            return False
+        self.open[address] = count + 1
+        return True
+
+    def leave(self, address):
+        count = self.open.pop(address) - 1
+        if count:
+            self.open[address] = count
+
+
 class Handler(WebSocketHandler):
     """gevent-websocket's handler with our gate before the 101 and bytes bodies.
 
-    The server sets `ws_gate(environ)` -> None to accept, or (status, body)
-    to refuse the upgrade with a plain HTTP answer.
+    The server sets `ws_gate(environ)` -> None to accept, or a ChatError to
+    refuse the upgrade with a plain HTTP answer; `header_timeout` (seconds
+    for each request's line and headers) and `peer_limit` (a PeerLimit).
     """
 
     def handle(self):
@@ -374,7 +436,72 @@ class Handler(WebSocketHandler):
         # Nagle's algorithm the second waits for the client's delayed ACK,
         # 40 ms on every keep-alive request. WebSockets coalesce themselves.
         self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().handle()
+        peer = self.client_address[0] if isinstance(self.client_address, tuple) else ""
+        limit = self.server.peer_limit
+        if not limit.enter(peer):
+            self._refuse_connection()
+            return
+        try:
+            super().handle()
+        finally:
+            limit.leave(peer)
+
+    def _refuse_connection(self):
+        sock = self.socket
+        try:
+            sock.sendall(raw_error(errors.Unavailable(
+                "Too many connections from your address.", retry_after=1)))
+            # Non-blocking: the request already sent must not turn the close into a reset.
+            sock._sock.recv(16384)
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    def handle_one_request(self):
+        # pywsgi has no deadline for a request's head: without one, sockets
+        # that never finish their request line would hold every slot.
+        self._head_deadline = gevent.Timeout.start_new(self.server.header_timeout, HeadTimeout())
+        try:
+            result = super().handle_one_request()
+        except HeadTimeout:
+            return None  # no request line in time (or an idle keep-alive): just close
+        finally:
+            self._head_deadline.close()
+        if isinstance(result, tuple):  # pywsgi refused the head: answer in our JSON
+            error = _HEAD_ERRORS[result[0]]()
+            self._log_refused_head(result[0], error)
+            return result[0], raw_error(error)
+        return result
+
+    def _log_refused_head(self, status, error):
+        """A line like http_api's (no request id: the app never saw it)."""
+        words = (self.requestline or "").split()
+        path, _, query = (words[1] if len(words) > 1 else "").partition("?")
+        log.info("- %s %s %s %s %s", logsafe.text(self.client_address[0]),
+                 logsafe.text(words[0] if words else "", 16), logsafe.target(path, query),
+                 status, error.message)
+
+    def handle_one_response(self):
+        self._head_deadline.close()  # the head is in; the deadline was for it alone
+        super().handle_one_response()
+
+    def _handle_client_error(self, ex):
+        return ("408" if isinstance(ex, HeadTimeout) else "400"), b""
+
+    def _send_error_response_if_possible(self, error_code):
+        if self.response_length:
+            self.close_connection = True
+            return
+        status, headers, body = error_parts(_HEAD_ERRORS[error_code]())
+        try:
+            self.start_response(status, headers + [("Connection", "close")])
+            self.write(body)
+        except socket.error:
+            self.close_connection = True
+
+    def start_response(self, status, headers, exc_info=None):
+        return super().start_response(status, list(headers) + SECURITY_HEADERS, exc_info)
 
     def upgrade_websocket(self):
         env = self.environ
@@ -383,22 +510,27 @@ class Handler(WebSocketHandler):
             return None
         refusal = self._refuse()
         if refusal:
-            status, body = refusal
-            self.start_response(status, [("Content-Type", "application/json"),
-                                         ("Content-Length", str(len(body)))])
+            status, headers, body = error_parts(refusal)
+            self.start_response(status, headers + [("Sec-WebSocket-Version", "13")])
             return [body]
         result = super().upgrade_websocket()
         return [part.encode() if isinstance(part, str) else part for part in result or []] or None
 
     def _refuse(self):
-        key = self.environ.get("HTTP_SEC_WEBSOCKET_KEY", "").strip()
+        """The library answers these in plain text: check them first, then the server's gate."""
+        env = self.environ
+        if self.request_version != "HTTP/1.1":
+            return errors.BadRequest("A WebSocket upgrade needs HTTP/1.1.")
+        if env.get("HTTP_SEC_WEBSOCKET_VERSION") not in self.SUPPORTED_VERSIONS:
+            return errors.BadRequest("Use WebSocket version 13.")
+        key = env.get("HTTP_SEC_WEBSOCKET_KEY", "").strip()
         try:
             if len(base64.b64decode(key, validate=True)) != 16:
                 raise ValueError()
         except (binascii.Error, ValueError):
-            return "400 Bad Request", b'{"status":"error","error":"bad_request","message":"Invalid Sec-WebSocket-Key."}'
+            return errors.BadRequest("Invalid Sec-WebSocket-Key.")
         gate = getattr(self.server, "ws_gate", None)
-        return gate(self.environ) if gate else None
+        return gate(env) if gate else None
 
     def run_websocket(self):
         # Straight to our session (server.ws_app), not through the WSGI app:
@@ -413,9 +545,10 @@ class Handler(WebSocketHandler):
 
     def run_application(self):
         super().run_application()
-        if self.code == 413:
-            # pywsgi would read the rest of an oversized body to keep the
-            # connection alive: forever for an endless chunked one. Hang up.
+        # pywsgi would read the rest of an oversized body to keep the
+        # connection alive: forever for an endless chunked one. After broken
+        # chunked framing it cannot find the next request either. Hang up.
+        if self.code == 413 or getattr(self.wsgi_input, "_chunked_input_error", False):
             self.wsgi_input = _NO_INPUT
             self.close_connection = True
 

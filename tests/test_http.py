@@ -105,7 +105,7 @@ def test_room_validation(client):
         body = assert_error(alice.post("/api/create-room", {"roomName": name}), 400, "bad_request")
         assert "roomName" in body["message"]
     assert_error(alice.post("/api/join-room", {"roomId": "room_999999"}), 404, "not_found")
-    assert_error(alice.post("/api/join-room", {"roomId": "lobby"}), 400, "bad_request")
+    assert_error(alice.post("/api/join-room", {"roomId": "lobby"}), 404, "not_found")  # opaque
     assert_error(alice.get("/api/chat-history/room_999999"), 404, "not_found")
 
 

@@ -161,7 +161,8 @@ def test_invalid_utf8_or_bad_json_is_400(server, user, body):
     ("/api/create-room", {"roomName": {"nested": True}}, "roomName"),
     ("/api/create-room", {"roomName": None}, "roomName"),
     ("/api/join-room", {"roomId": 7}, "roomId"),
-    ("/api/join-room", {"roomId": "room_" + "9" * 40}, "roomId"),
+    ("/api/login", {"username": unique()}, "password"),
+    ("/api/login", {"username": unique(), "password": 12345678}, "password"),
 ])
 def test_wrong_types_are_400_naming_the_field(server, user, path, body, field):
     r = user.post(path, body)

@@ -135,7 +135,7 @@ def test_code_point_split_across_fragments_is_fine(server, user):
     euro = '{"action":"join","roomId":"room_\u20ac"}'.encode("utf-8")
     cut = euro.index(b"\xe2") + 1
     raw.send(frame(euro[:cut], OP_TEXT, fin=False) + frame(euro[cut:], OP_CONT))
-    assert raw.expect("error")["code"] == "bad_request"  # valid text, invalid room id
+    assert raw.expect("error")["code"] == "not_found"  # valid text, no such room
 
 
 def test_binary_frame_is_an_error_event_and_the_connection_stays(server, bystander, user):
