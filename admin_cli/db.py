@@ -1,7 +1,8 @@
 """chat-admin db ...: the schema and backups."""
 import click
 
-from chatd import archive, models
+from chatd import archive
+from chatd.storage import models
 
 from .context import pass_admin
 

@@ -17,9 +17,10 @@ import time
 
 import peewee as pw
 
-from . import models, store, validate
+from . import validate
+from .storage import messages as store, models
 from .errors import BadRequest, Conflict, NotFound
-from .models import Message, Room, User, transaction
+from .storage.models import Message, Room, User, transaction
 
 FIELDS = ("roomId", "roomName", "id", "sender", "message", "timestamp", "clientMsgId")
 EXPORT_BATCH = 5000  # messages per read transaction

@@ -16,7 +16,8 @@ import logging
 
 import gevent
 
-from . import store, wsproto
+from . import wsproto
+from .storage import messages as store
 
 log = logging.getLogger("chatd.hub")
 REPAIR_GRACE = 0.05  # seconds an early id waits for the ones before it

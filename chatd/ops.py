@@ -9,10 +9,11 @@ import json
 
 import peewee as pw
 
-from . import auth, commit, models, store, validate
-from .models import transaction
+from . import auth, validate
+from .storage import commit, messages as store, models
+from .storage.models import transaction
 from .errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized
-from .models import ControlEvent, Membership, Message, Room, Token, User
+from .storage.models import ControlEvent, Membership, Message, Room, Token, User
 
 def _user_key(name):
     return name.lower()

@@ -19,7 +19,8 @@ import gevent.event  # noqa: E402
 from gevent.pool import Pool  # noqa: E402
 from gevent.pywsgi import WSGIServer  # noqa: E402
 
-from . import auth, broker as brokers, config, http_api, models, ops, ws, wsproto  # noqa: E402
+from . import auth, broker as brokers, config, http_api, ops, ws, wsproto  # noqa: E402
+from .storage import models  # noqa: E402
 from .hub import Hub  # noqa: E402
 from .metrics import Metrics  # noqa: E402
 

@@ -12,7 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import gevent
 
-from . import errors, store, validate, wsproto
+from . import errors, validate, wsproto
+from .storage import messages as store
 from .auth import token_hash
 from .errors import ChatError, NotJoined
 from .hub import encode

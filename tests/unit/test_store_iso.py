@@ -2,7 +2,7 @@
 import datetime
 import sys
 
-from chatd import store
+from chatd.storage import messages as store
 
 FIRST, OTHER = 1_000_000_000_123, 1_500_000_000_456
 

@@ -14,7 +14,7 @@ from urllib.parse import urlparse, unquote
 import peewee as pw
 from playhouse.pool import MaxConnectionsExceeded, PooledPostgresqlDatabase
 
-from .errors import Unavailable
+from ..errors import Unavailable
 
 proxy = pw.DatabaseProxy()
 # SQLite waits for a lock inside C, where no other greenlet runs: keep that

@@ -16,8 +16,8 @@ import gevent.event
 import peewee as pw
 from gevent.threadpool import ThreadPool
 
-from . import models, store
-from .errors import Unavailable
+from . import messages as store, models
+from ..errors import Unavailable
 
 log = logging.getLogger("chatd.commit")
 
