@@ -2,7 +2,6 @@
 import click
 
 from chatd import archive
-from chatd.storage import models
 
 from .context import pass_admin
 
@@ -17,7 +16,7 @@ def db():
 def migrate(admin):
     """Create or upgrade the schema in place (chatd also does this on start)."""
     admin.database(create=True)
-    click.echo("schema at version %d" % models.SCHEMA_VERSION)
+    click.echo("schema at version %d" % archive.schema_version())
 
 
 @db.command()

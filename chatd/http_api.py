@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import bottle
 
-from . import errors, validate
+from . import errors, policy, validate
 from .errors import ChatError
 
 log = logging.getLogger("chatd.http")
@@ -52,7 +52,7 @@ class App(bottle.Bottle):
         else:
             exc = exc(message)
         res.content_type = "application/json"
-        return json.dumps(exc.as_dict())
+        return errors.error_body(exc)
 
 
 def api(callback):
@@ -139,11 +139,6 @@ def build(service):
     def user():
         return chat.authenticate(bearer_token(request))
 
-    def same_user(data, field, me):
-        value = data.get(field)
-        if value is not None and (not isinstance(value, str) or value.lower() != me.username.lower()):
-            raise errors.Forbidden("Field '%s' must be your own username." % field)
-
     @app.post("/api/register")
     @api
     def register():
@@ -175,7 +170,7 @@ def build(service):
     @api
     def create_room():
         me, data = user(), body()
-        same_user(data, "creator", me)
+        policy.check_own_username(data.get("creator"), "creator", me.username)
         room = chat.create_room(me, data.get("roomName"))
         return json_response({"status": "success", "roomId": room["roomId"],
                               "roomName": room["roomName"]}, 201)
@@ -190,7 +185,7 @@ def build(service):
     @api
     def join_room():
         me, data = user(), body()
-        same_user(data, "username", me)
+        policy.check_own_username(data.get("username"), "username", me.username)
         name = chat.join_room(me, validate.string(data, "roomId"))
         return {"status": "success", "message": "Joined room %s" % name}
 
@@ -198,7 +193,7 @@ def build(service):
     @api
     def leave_room():
         me, data = user(), body()
-        same_user(data, "username", me)
+        policy.check_own_username(data.get("username"), "username", me.username)
         chat.leave_room(me, validate.string(data, "roomId"))
         return {"status": "success"}
 

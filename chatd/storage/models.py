@@ -27,6 +27,16 @@ SCHEMA_VERSION = 1
 MIGRATION_LOCK = 0x63686174  # PostgreSQL advisory lock key ("chat") held while migrating
 
 
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def schema_version():
+    """The version the database's schema is at (None before migrate)."""
+    row = SchemaVersion.select().first()
+    return row.version if row else None
+
+
 class BaseModel(pw.Model):
     class Meta:
         database = proxy
