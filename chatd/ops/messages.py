@@ -34,7 +34,12 @@ def check_rate(chat, user):
 
 
 def post_message(chat, user, room_pk, text, client_msg_id=None):
-    """Store one message (live delivery follows via the writer's on_stored): (event, is_new)."""
+    """Store one message: (None, True) if new, (the original's event, False) for a retry.
+
+    A new message reaches every session, the sender's too, through the
+    writer's on_stored (the hub), which builds its event: only a retry, which
+    the hub does not hear of, needs one built here.
+    """
     text = validate.message_text(text, chat.settings.limits.max_message_chars)
     client_msg_id = validate.client_msg_id(client_msg_id)
     result = chat.writer.submit(commit.Post(user.id, user.username, room_pk, text,
@@ -42,7 +47,7 @@ def post_message(chat, user, room_pk, text, client_msg_id=None):
     if result is commit.NOT_ALLOWED:
         _why_not_allowed(user, room_pk)
     row, is_new = result
-    return events.new_message(row), is_new
+    return (None if is_new else events.new_message(row)), is_new
 
 
 @transaction
