@@ -11,7 +11,8 @@ from urllib.parse import unquote
 
 import click
 
-from chatd import auth, broker as brokers, config, models, ops
+from chatd import auth, brokers, config, ops
+from chatd.storage import models
 
 
 class Failed(click.ClickException):

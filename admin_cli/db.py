@@ -1,7 +1,7 @@
 """chat-admin db ...: the schema and backups."""
 import click
 
-from chatd import archive, models
+from chatd import archive
 
 from .context import pass_admin
 
@@ -16,7 +16,7 @@ def db():
 def migrate(admin):
     """Create or upgrade the schema in place (chatd also does this on start)."""
     admin.database(create=True)
-    click.echo("schema at version %d" % models.SCHEMA_VERSION)
+    click.echo("schema at version %d" % archive.schema_version())
 
 
 @db.command()

@@ -18,9 +18,13 @@ import time
 
 import peewee as pw
 
-from . import models, store, validate
+from . import validate
 from .errors import BadRequest, Conflict, NotFound
-from .models import Message, Room, User, transaction
+from .events import DELETED_SENDER, iso
+from .keys import room_key, room_name_key
+from .ops.rooms import existing_room
+from .storage import models, rooms, users
+from .storage.models import Message, Room, User, transaction
 
 FIELDS = ("roomId", "roomName", "id", "sender", "message", "timestamp", "clientMsgId")
 EXPORT_BATCH = 5000  # messages per read transaction
@@ -60,7 +64,7 @@ def _rooms(pks):
     found = dict(query.where(Room.id.in_(pks)).tuples())
     for pk in pks:
         if pk not in found:
-            raise NotFound("No room %s." % store.room_key(pk))
+            raise NotFound("No room %s." % room_key(pk))
     return [(pk, found[pk]) for pk in dict.fromkeys(pks)]
 
 
@@ -76,12 +80,12 @@ def count_messages(room_pks=None, since=None, until=None):
 def export_records(rooms, since=None, until=None):
     """Every message of the rooms with since <= timestamp < until, in (room, id) order."""
     for pk, name in rooms:
-        key, after = store.room_key(pk), 0
+        key, after = room_key(pk), 0
         while True:
             rows = _export_batch(pk, after, since, until)
             for seq, sender, text, created_at, client_msg_id in rows:
-                yield (key, name, seq, sender or store.DELETED_SENDER, text,
-                       store.iso(created_at), client_msg_id)
+                yield (key, name, seq, sender or DELETED_SENDER, text,
+                       iso(created_at), client_msg_id)
             if len(rows) < EXPORT_BATCH:
                 break
             after = rows[-1][0]
@@ -201,7 +205,7 @@ def _parse_record(line):
     if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq < 2 ** 62:
         raise BadRequest("Field 'id' must be a positive integer.")
     sender = validate.string(body, "sender")
-    sender = None if sender == store.DELETED_SENDER else validate.username(sender, "sender")
+    sender = None if sender == DELETED_SENDER else validate.username(sender, "sender")
     text = validate.string(body, "message")
     if validate.has_control(text, allow_newlines=True):
         raise BadRequest("Field 'message' must not contain control characters.")
@@ -240,23 +244,21 @@ def _ensure_room(number, room_pk, name, created_at):
     """1 if the room was created with its exported id, 0 if it exists."""
     if Room.select().where(Room.id == room_pk).exists():
         return 0
-    taken = Room.get_or_none(Room.name_key == name.casefold())
+    taken = rooms.by_name(name)
     if taken is not None:
         raise Conflict("line %d: room name '%s' is taken here by %s, so %s cannot be created"
-                       % (number, name, store.room_key(taken.id), store.room_key(room_pk)))
-    Room.insert(id=room_pk, name=name, name_key=name.casefold(), created_by=None,
+                       % (number, name, room_key(taken.id), room_key(room_pk)))
+    Room.insert(id=room_pk, name=name, name_key=room_name_key(name), created_by=None,
                 created_at=created_at, last_seq=0).execute()
     return 1
 
 
 def _ensure_user(username):
     """(user pk, 1 if created): a missing sender comes back disabled, with no password."""
-    user = User.get_or_none(User.username_key == username.lower())
+    user = users.by_name(username)
     if user is not None:
         return user.id, 0
-    pk = User.insert(username=username, username_key=username.lower(), password_hash=None,
-                     created_at=store.now_ms(), disabled=True).execute()
-    return pk, 1
+    return users.create(username, None, disabled=True).id, 1
 
 
 def _insert_messages(rows):
@@ -295,10 +297,7 @@ def purge_count(room_id, before):
 
 @transaction
 def _room_pk(room_id):
-    room_pk = validate.room_id(room_id)
-    if not Room.select().where(Room.id == room_pk).exists():
-        raise NotFound("No room %s." % room_id)
-    return room_pk
+    return existing_room(room_id).id
 
 
 @transaction
@@ -309,7 +308,13 @@ def _purge_batch(room_pk, before):
     return Message.delete().where(Message.id.in_(oldest)).execute()
 
 
-# -- backup ----------------------------------------------------------------------
+# -- schema and backup -----------------------------------------------------------
+@transaction
+def schema_version():
+    """The version the database's schema is at."""
+    return models.schema_version()
+
+
 def backup(path):
     """A consistent copy of a live SQLite database at `path` (SQLite's online backup API).
 

@@ -88,11 +88,3 @@ class MemoryBroker:
         self._buckets[key] = (tokens - 1.0, now)
         return True
 
-
-def open_broker(url):
-    if url.startswith("memory://"):
-        return MemoryBroker()
-    if url.startswith("redis://"):
-        from .redis_broker import RedisBroker
-        return RedisBroker(url)
-    raise ValueError("broker URL %r: expected memory:// or redis://HOST[:PORT]/DB" % url)

@@ -1,7 +1,8 @@
 """Settings: defaults here, then config.ini, then CHATD_<SECTION>_<KEY>, then flags.
 
 SETTINGS is the one list of every setting; config.ini in the repository
-documents the same list (a test keeps the two equal).
+documents the same list (a test keeps the two equal). The loaded settings
+are read-only: code that wants other values loads new ones.
 """
 import configparser
 import os
@@ -15,6 +16,17 @@ def _bool(text):
     if value in ("0", "false", "no", "off"):
         return False
     raise ValueError("not a boolean: %r" % text)
+
+
+class Frozen(SimpleNamespace):
+    """A SimpleNamespace that refuses changes once built."""
+    __slots__ = ()
+
+    def __setattr__(self, name, value):
+        raise AttributeError("settings are read-only; load new ones instead")
+
+    def __delattr__(self, name):
+        raise AttributeError("settings are read-only; load new ones instead")
 
 
 def _list(text):
@@ -99,8 +111,8 @@ def load(path=None, environ=None, overrides=None):
             value = parse(raw)
         except ValueError:
             raise ValueError("setting [%s] %s: invalid value %r" % (section, key, raw))
-        setattr(sections.setdefault(section, SimpleNamespace()), key, value)
-    return SimpleNamespace(**sections)
+        sections.setdefault(section, {})[key] = value
+    return Frozen(**{name: Frozen(**values) for name, values in sections.items()})
 
 
 def render_ini():

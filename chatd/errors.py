@@ -1,8 +1,14 @@
 """Errors are values: a status, a stable code and one human sentence.
 
-Raised anywhere below the transports; rendered once by http_api (JSON body)
-and once by ws (an `error` event).
+Raised anywhere below the transports. Their two wire shapes are built here
+only: the HTTP body (as_dict, and error_body for code that writes bytes
+itself) and the WebSocket `error` event (as_event).
 """
+import json
+
+# Section 3 lists the WebSocket codes; others (unavailable) are internal there.
+WS_ERROR_CODES = {"bad_request", "unauthorized", "forbidden", "not_found", "not_joined",
+                  "rate_limited", "payload_too_large", "internal"}
 
 
 class ChatError(Exception):
@@ -16,6 +22,18 @@ class ChatError(Exception):
 
     def as_dict(self):
         return {"status": "error", "error": self.code, "message": self.message}
+
+    def as_event(self, ref=None):
+        event = {"action": "error", "code": self.code if self.code in WS_ERROR_CODES
+                 else "internal", "message": self.message}
+        if ref is not None:
+            event["ref"] = ref
+        return event
+
+
+def error_body(exc):
+    """as_dict as the bytes of a JSON body, for code below bottle (the upgrade gate)."""
+    return json.dumps(exc.as_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def _error(name, status, code):

@@ -14,7 +14,7 @@ import time
 
 import bottle
 
-from . import errors, logsafe, validate
+from . import errors, logsafe, policy, validate
 from .errors import ChatError
 
 log = logging.getLogger("chatd.http")
@@ -61,7 +61,7 @@ class App(bottle.Bottle):
         else:
             exc = exc(message)
         res.content_type = "application/json"
-        return json.dumps(exc.as_dict())
+        return errors.error_body(exc)
 
 
 def api(callback):
@@ -168,11 +168,6 @@ def build(service):
         request.environ["chatd.user"] = me.username  # for the log line
         return me
 
-    def same_user(data, field, me):
-        value = data.get(field)
-        if value is not None and (not isinstance(value, str) or value.lower() != me.username.lower()):
-            raise errors.Forbidden("Field '%s' must be your own username." % field)
-
     @app.post("/api/register")
     @api
     def register():
@@ -207,7 +202,7 @@ def build(service):
     @api
     def create_room():
         me, data = user(), body()
-        same_user(data, "creator", me)
+        policy.check_own_username(data.get("creator"), "creator", me.username)
         room = chat.create_room(me, data.get("roomName"))
         return json_response({"status": "success", "roomId": room["roomId"],
                               "roomName": room["roomName"]}, 201)
@@ -222,7 +217,7 @@ def build(service):
     @api
     def join_room():
         me, data = user(), body()
-        same_user(data, "username", me)
+        policy.check_own_username(data.get("username"), "username", me.username)
         name = chat.join_room(me, validate.string(data, "roomId"))
         return {"status": "success", "message": "Joined room %s" % name}
 
@@ -230,7 +225,7 @@ def build(service):
     @api
     def leave_room():
         me, data = user(), body()
-        same_user(data, "username", me)
+        policy.check_own_username(data.get("username"), "username", me.username)
         chat.leave_room(me, validate.string(data, "roomId"))
         return {"status": "success"}
 

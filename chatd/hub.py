@@ -16,7 +16,7 @@ import logging
 
 import gevent
 
-from . import store, wsproto
+from . import events, wsproto
 
 log = logging.getLogger("chatd.hub")
 REPAIR_GRACE = 0.05  # seconds an early id waits for the ones before it
@@ -26,10 +26,6 @@ def encode(event):
     """JSON text frame for an event: built once, written to every recipient."""
     payload = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return wsproto.encode_frame(payload)
-
-
-def presence_event(action, room_pk, username):
-    return {"action": action, "username": username, "roomId": store.room_key(room_pk)}
 
 
 class RoomLive:
@@ -46,19 +42,22 @@ class RoomLive:
 
 class Hub:
     def __init__(self, broker, fetch_events, room_last_seq, stats=None):
-        """fetch_events(room_pk, after, upto) and room_last_seq(room_pk) read the database."""
+        """fetch_events(room_pk, after, upto) and room_last_seq(room_pk) read the database.
+
+        The wiring starts the broker with on_remote as its listener.
+        """
         self.broker = broker
         self.fetch_events = fetch_events
         self.room_last_seq = room_last_seq
         self.rooms = {}
         self.stats = stats
-        broker.start(self.on_remote)
 
     # -- messages -------------------------------------------------------------
-    def message_stored(self, room_pk, event):
-        """A message this process committed: deliver here, then tell the others."""
-        self._sequenced(room_pk, event["id"], event)
-        self.broker.publish({"kind": "message", "room": room_pk, "event": event})
+    def message_stored(self, row):
+        """A message this process committed (a MessageRow): deliver here, then tell the others."""
+        event = events.new_message(row)
+        self._sequenced(row.room_pk, row.seq, event)
+        self.broker.publish({"kind": "message", "room": row.room_pk, "event": event})
 
     def _sequenced(self, room_pk, seq, event, frame=None):
         room = self.rooms.get(room_pk)
@@ -149,7 +148,7 @@ class Hub:
         elif kind == "resync":
             self.resync()
         elif kind == "presence-expired":  # the broker reaped a dead process's user
-            self._local(message["room"], encode(presence_event(
+            self._local(message["room"], encode(events.presence(
                 "user-left", message["room"], message["username"])), message["username"])
 
     # -- subscriptions and presence -------------------------------------------
@@ -170,7 +169,7 @@ class Hub:
         room.users[session.username] += 1
         if room.users[session.username] == 1 and \
                 self.broker.presence_join(room_pk, session.username):
-            self.broadcast(room_pk, presence_event("user-joined", room_pk, session.username),
+            self.broadcast(room_pk, events.presence("user-joined", room_pk, session.username),
                            exclude_user=session.username)
         return room
 
@@ -186,7 +185,7 @@ class Hub:
         if room.users[session.username] <= 0:
             del room.users[session.username]
             if self.broker.presence_leave(room_pk, session.username):
-                self.broadcast(room_pk, presence_event("user-left", room_pk, session.username),
+                self.broadcast(room_pk, events.presence("user-left", room_pk, session.username),
                                exclude_user=session.username)
         if not room.sessions and self.rooms.get(room_pk) is room:  # the broker call yields
             del self.rooms[room_pk]

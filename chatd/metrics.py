@@ -5,7 +5,6 @@ increment (received), one increment per fan-out whatever the number of
 recipients (delivered), and one histogram observation per stored message
 (store-to-broadcast latency). Gauges read live state only when scraped.
 """
-import calendar
 import time
 
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
@@ -43,7 +42,6 @@ class Metrics:
         self._http_seconds = Histogram("chatd_http_request_duration_seconds",
                                        "Time to answer an HTTP request, by route.", ["route"],
                                        buckets=LATENCY_BUCKETS, registry=registry)
-        self._second = (None, 0)
 
     # -- hooks on the hot path ------------------------------------------------
     def delivered(self, recipients):
@@ -61,17 +59,10 @@ class Metrics:
 
     def timed(self, on_stored):
         """Wrap the hub's on_stored so each stored message's broadcast is timed."""
-        def stored(room_pk, event):
-            on_stored(room_pk, event)
-            self._latency.observe(max(0.0, time.time() - self._epoch(event["timestamp"])))
+        def stored(row):
+            on_stored(row)
+            self._latency.observe(max(0.0, time.time() - row.created_at / 1000.0))
         return stored
-
-    def _epoch(self, timestamp):
-        """Seconds since the epoch of store.iso()'s "YYYY-MM-DDTHH:MM:SS.mmmZ", cached per second."""
-        second = timestamp[:19]
-        if self._second[0] != second:
-            self._second = (second, calendar.timegm(time.strptime(second, "%Y-%m-%dT%H:%M:%S")))
-        return self._second[1] + int(timestamp[20:23]) / 1000.0
 
     # -- HTTP -------------------------------------------------------------------
     def http_request(self, environ, status, seconds):

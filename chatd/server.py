@@ -19,8 +19,9 @@ import gevent.event  # noqa: E402
 from gevent.pool import Pool  # noqa: E402
 from gevent.pywsgi import WSGIServer  # noqa: E402
 
-from . import auth, broker as brokers, config, http_api, models, ops, ws, wsproto  # noqa: E402
-from . import errors, logsafe  # noqa: E402
+from . import auth, brokers, config, errors, http_api, logsafe, ops, ws, wsproto  # noqa: E402
+from .storage import models  # noqa: E402
+from .storage.commit import GroupCommit  # noqa: E402
 from .hub import Hub  # noqa: E402
 from .metrics import Metrics  # noqa: E402
 
@@ -47,15 +48,16 @@ def load_settings(args):
 
 
 def build_service(settings):
-    """Everything a chatd process holds, wired bottom-up."""
+    """Everything a chatd process holds, wired bottom-up; the broker starts last."""
     models.bind(models.open_database(settings.database.url, settings.database.pool_size))
     models.migrate()
     broker = brokers.open_broker(settings.broker.url)
-    chat = ops.Chat(settings, auth.Passwords(settings.auth.hash_threads), broker)
     sessions = set()
     metrics = Metrics(lambda: len(sessions), lambda: hub.room_count())
-    hub = Hub(broker, chat.messages_since, chat.room_last_seq, stats=metrics)
-    chat.writer.on_stored = metrics.timed(hub.message_stored)
+    hub = Hub(broker, ops.messages.messages_since, ops.messages.room_last_seq, stats=metrics)
+    writer = GroupCommit(on_stored=metrics.timed(hub.message_stored))
+    chat = ops.Chat(settings, auth.Passwords(settings.auth.hash_threads), broker, writer)
+    broker.start(hub.on_remote)
     return SimpleNamespace(settings=settings, chat=chat, hub=hub, broker=broker,
                            sessions=sessions, metrics=metrics)
 

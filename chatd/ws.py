@@ -12,16 +12,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import gevent
 
-from . import errors, store, validate, wsproto
+from . import errors, policy, validate, wsproto
 from .auth import token_hash
 from .errors import ChatError, NotJoined
 from .hub import encode
+from .keys import room_key
 
 log = logging.getLogger("chatd.ws")
 
 REPLAY_BATCH = 500
-WS_ERROR_CODES = {"bad_request", "unauthorized", "forbidden", "not_found", "not_joined",
-                  "rate_limited", "payload_too_large", "internal"}
 
 
 class RoomCursor:
@@ -62,12 +61,7 @@ class Session:
         self.conn.send(encode(event))
 
     def error(self, exc, ref=None):
-        # Section 3 lists the WebSocket codes; others (unavailable) are internal there.
-        code = exc.code if exc.code in WS_ERROR_CODES else "internal"
-        event = {"action": "error", "code": code, "message": exc.message}
-        if ref is not None:
-            event["ref"] = ref
-        self.send(event)
+        self.send(exc.as_event(ref))
 
     def end(self, code, reason, error=None):
         """Close from the server side, telling the client why first."""
@@ -112,10 +106,7 @@ class Session:
                 raise errors.BadRequest("Field 'action' is required and must be a string.")
             if self.user is None and not self._first_message(body):
                 return
-            name = body.get("username")
-            if name is not None and (not isinstance(name, str) or
-                                     name.lower() != self.username.lower()):
-                raise errors.Forbidden("Field 'username' must be your own username.")
+            policy.check_own_username(body.get("username"), "username", self.username)
             handler = ACTIONS.get(action)
             if handler is None:
                 raise errors.BadRequest("Unknown action '%s'." % action[:64])
@@ -200,18 +191,18 @@ class Session:
         room_pk = self._joined_room(body)
         self.service.hub.unsubscribe(self, room_pk)
         del self.rooms[room_pk]
-        self.send({"action": "left", "roomId": store.room_key(room_pk)})
+        self.send({"action": "left", "roomId": room_key(room_pk)})
 
     def do_typing(self, body):
         room_pk = self._joined_room(body)
         self.service.hub.broadcast(room_pk, {"action": "user-typing", "username": self.username,
-                                             "roomId": store.room_key(room_pk)},
+                                             "roomId": room_key(room_pk)},
                                    exclude_user=self.username)
 
     def _joined_room(self, body):
         room_pk = validate.room_ref(validate.string(body, "roomId"))
         if room_pk not in self.rooms:
-            raise NotJoined("Join %s on this connection first." % store.room_key(room_pk))
+            raise NotJoined("Join %s on this connection first." % room_key(room_pk))
         return room_pk
 
     def drop(self):
@@ -221,7 +212,7 @@ class Session:
 
     def room_deleted(self, room_pk):
         if self.rooms.pop(room_pk, None) is not None:
-            self.send({"action": "room-deleted", "roomId": store.room_key(room_pk)})
+            self.send({"action": "room-deleted", "roomId": room_key(room_pk)})
 
 
 ACTIONS = {

@@ -1,8 +1,8 @@
-"""store.iso runs on the event loop and on the SQLite writer thread at once."""
+"""events.iso runs on the event loop and on the SQLite writer thread at once."""
 import datetime
 import sys
 
-from chatd import store
+from chatd import events
 
 FIRST, OTHER = 1_000_000_000_123, 1_500_000_000_456
 
@@ -13,8 +13,8 @@ def expected(ms):
 
 
 def test_iso_formats_milliseconds_in_utc():
-    assert store.iso(0) == "1970-01-01T00:00:00.000Z"
-    assert store.iso(1733832000123) == "2024-12-10T12:00:00.123Z"
+    assert events.iso(0) == "1970-01-01T00:00:00.000Z"
+    assert events.iso(1733832000123) == "2024-12-10T12:00:00.123Z"
 
 
 def test_another_thread_formatting_between_any_two_lines_changes_nothing():
@@ -24,21 +24,21 @@ def test_another_thread_formatting_between_any_two_lines_changes_nothing():
     interleaving = []
 
     def tracer(frame, event, arg):
-        if frame.f_code is not store.iso.__code__ or interleaving:
+        if frame.f_code is not events.iso.__code__ or interleaving:
             return None
         def on_line(frame, event, arg):
             if event == "line" and not interleaving:
                 interleaving.append(True)
-                store.iso(OTHER)  # what the writer thread does meanwhile
+                events.iso(OTHER)  # what the writer thread does meanwhile
                 interleaving.clear()
             return on_line
         return on_line
 
     for warm in (FIRST, OTHER):  # the cache holding our second, then another one
-        store.iso(warm)
+        events.iso(warm)
         sys.settrace(tracer)
         try:
-            got = store.iso(FIRST)
+            got = events.iso(FIRST)
         finally:
             sys.settrace(None)
         assert got == expected(FIRST)

@@ -14,7 +14,7 @@ from urllib.parse import urlparse, unquote
 import peewee as pw
 from playhouse.pool import MaxConnectionsExceeded, PooledPostgresqlDatabase
 
-from .errors import Unavailable
+from ..errors import Unavailable
 
 proxy = pw.DatabaseProxy()
 # SQLite waits for a lock inside C, where no other greenlet runs: keep that
@@ -25,6 +25,16 @@ LOCK_WAIT = 5.0  # seconds a transaction keeps trying before it is Unavailable (
 PROBE_WAIT = 0.5  # seconds /healthz gives the database
 SCHEMA_VERSION = 1
 MIGRATION_LOCK = 0x63686174  # PostgreSQL advisory lock key ("chat") held while migrating
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def schema_version():
+    """The version the database's schema is at (None before migrate)."""
+    row = SchemaVersion.select().first()
+    return row.version if row else None
 
 
 class BaseModel(pw.Model):

@@ -16,8 +16,9 @@ import gevent.event
 import peewee as pw
 from gevent.threadpool import ThreadPool
 
-from . import models, store
-from .errors import Unavailable
+from . import models
+from .messages import MessageRow
+from ..errors import Unavailable
 
 log = logging.getLogger("chatd.commit")
 
@@ -72,8 +73,8 @@ class Statements:
 class GroupCommit:
     """Collects posts from many greenlets; one writer greenlet commits them together."""
 
-    def __init__(self, on_stored=None, max_batch=256):
-        self.on_stored = on_stored  # called with (room_pk, event) in commit order
+    def __init__(self, on_stored, max_batch=256):
+        self.on_stored = on_stored  # called with each new message's MessageRow in commit order
         self.max_batch = max_batch
         self._queue = []
         self._wake = gevent.event.Event()
@@ -84,7 +85,7 @@ class GroupCommit:
         self._checkpointer = None
 
     def submit(self, post):
-        """Store one post; returns (event, is_new) or NOT_ALLOWED."""
+        """Store one post; returns (MessageRow, is_new) or NOT_ALLOWED."""
         done = gevent.event.AsyncResult()
         self._queue.append((post, done))
         self._wake.set()
@@ -128,11 +129,11 @@ class GroupCommit:
     def _announce(self, batch):
         for post, done in batch:
             result = post.result
-            if result is not NOT_ALLOWED and result[1] and self.on_stored:
+            if result is not NOT_ALLOWED and result[1]:
                 try:
-                    self.on_stored(post.room_pk, result[0])
+                    self.on_stored(result[0])
                 except Exception:  # stored is stored: the writer must live on
-                    log.exception("live delivery of message %s failed", result[0]["id"])
+                    log.exception("live delivery of message %s failed", result[0].seq)
         for post, done in batch:
             done.set(post.result)
 
@@ -178,29 +179,29 @@ class GroupCommit:
     @staticmethod
     def _write_one(cursor, sql, post):
         if sql.post is not None:
-            now = store.now_ms()
+            now = models.now_ms()
             cursor.execute(sql.post, {"room": post.room_pk, "user": post.user_pk,
                                       "cmid": post.client_msg_id, "text": post.text, "now": now})
             row = cursor.fetchone()
             if row is None:
                 return NOT_ALLOWED
-            return store.message_event(post.room_pk, row[1], post.username, row[3], row[2],
-                                       post.client_msg_id), row[0]
+            return MessageRow(post.room_pk, row[1], post.username, row[3], row[2],
+                              post.client_msg_id), row[0]
         if post.client_msg_id is not None:
             cursor.execute(sql.retry, (post.room_pk, post.user_pk, post.client_msg_id))
             row = cursor.fetchone()
             if row is not None:
-                return store.message_event(post.room_pk, row[0], post.username, row[2],
-                                           row[1], post.client_msg_id), False
+                return MessageRow(post.room_pk, row[0], post.username, row[2],
+                                  row[1], post.client_msg_id), False
         cursor.execute(sql.bump, (post.room_pk, post.room_pk, post.user_pk))
         row = cursor.fetchone()
         if row is None:
             return NOT_ALLOWED
-        now = store.now_ms()
+        now = models.now_ms()
         cursor.execute(sql.insert, (post.room_pk, row[0], post.user_pk, post.text, now,
                                     post.client_msg_id))
-        return store.message_event(post.room_pk, row[0], post.username, post.text, now,
-                                   post.client_msg_id), True
+        return MessageRow(post.room_pk, row[0], post.username, post.text, now,
+                          post.client_msg_id), True
 
 
 class Checkpointer:

@@ -1,0 +1,130 @@
+"""Accounts: registration, login, tokens, and the operator's actions on users."""
+from .. import auth, validate
+from ..errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized
+from ..events import iso
+from ..keys import room_key, user_key
+from ..storage import control, users
+from ..storage.models import now_ms, transaction
+
+
+def register(chat, username, password):
+    if not chat.settings.auth.open_registration:
+        raise Forbidden("Registration is closed on this server.")
+    return create_user(chat, username, password)
+
+
+def create_user(chat, username, password, disabled=False):
+    validate.username(username)
+    hashed = chat.passwords.hash(validate.password(password)) if password else None
+    return _insert_user(username, hashed, disabled)
+
+
+@transaction
+def _insert_user(username, hashed, disabled):
+    if users.create(username, hashed, disabled) is None:
+        raise Conflict("Username '%s' is already taken." % username)
+    return {"username": username}
+
+
+def login(chat, username, password, address):
+    """A new token, or Unauthorized the same way for any bad pair of strings."""
+    keys = ("login-user:" + user_key(username)[:64], "login-addr:" + address)
+    _check_login_throttle(chat, keys)
+    user = _find_user(username)
+    ok = chat.passwords.verify(user.password_hash if user else None, password)
+    if not ok:
+        for key in keys:
+            chat.broker.hit(key)
+        raise Unauthorized("Invalid username or password.")
+    if user.disabled:
+        raise Forbidden("This account is disabled.")
+    token, hashed = auth.new_token()
+    expires = _store_token(chat, user, hashed)
+    return {"token": token, "username": user.username, "expiresAt": iso(expires)}
+
+
+def _check_login_throttle(chat, keys):
+    limits = (chat.settings.auth.login_failures_per_user,
+              chat.settings.auth.login_failures_per_address)
+    window = chat.settings.auth.login_failure_window
+    for key, limit in zip(keys, limits):
+        if chat.broker.count_recent(key, window) >= limit:
+            retry = max(1, int(window - chat.broker.oldest_hit_age(key)) + 1)
+            raise RateLimited("Too many failed logins; try again later.", retry_after=retry)
+
+
+@transaction
+def _find_user(username):
+    return users.by_name(username)
+
+
+@transaction
+def _store_token(chat, user, hashed):
+    now = now_ms()
+    expires = now + chat.settings.auth.token_ttl * 1000
+    users.add_token(user, hashed, now, expires)
+    return expires
+
+
+@transaction
+def authenticate(token):
+    """The live user a bearer token belongs to, or Unauthorized."""
+    if not token:
+        raise Unauthorized("A token is required.")
+    row = users.token(auth.token_hash(token))
+    if row is None or row.expires_at <= now_ms() or row.user.disabled:
+        raise Unauthorized("The token is invalid or has expired.")
+    return row.user
+
+
+@transaction
+def logout(token):
+    hashed = auth.token_hash(token)
+    users.delete_token(hashed)
+    control.append("token_revoked", token_hash=hashed)
+
+
+@transaction
+def me(user):
+    return {"username": user.username, "createdAt": iso(user.created_at),
+            "rooms": [room_key(room) for room in users.room_pks(user)]}
+
+
+# -- operator actions on accounts ------------------------------------------------
+def set_password(chat, username, password):
+    hashed = chat.passwords.hash(validate.password(password))
+    _update_user(username, password_hash=hashed)
+
+
+def set_disabled(username, disabled):
+    _update_user(username, disabled=disabled)
+
+
+@transaction
+def _update_user(username, **fields):
+    user = existing_user(username)
+    users.update(user.id, **fields)
+    if fields.get("disabled", True):  # a new password or a disable ends sessions
+        users.delete_tokens_of(user.id)
+        control.append("user_sessions_end", username=user.username)
+
+
+@transaction
+def delete_user(username):
+    user = existing_user(username)
+    control.append("user_sessions_end", username=user.username)
+    users.delete(user)
+
+
+def existing_user(username):
+    """The user named so (ignoring case), or NotFound; inside the caller's transaction."""
+    user = users.by_name(str(username))
+    if user is None:
+        raise NotFound("No user named '%s'." % username)
+    return user
+
+
+@transaction
+def list_users():
+    return [{"username": name, "createdAt": iso(created), "disabled": bool(disabled),
+             "roomCount": room_count} for name, created, disabled, room_count in users.listing()]

@@ -1,0 +1,110 @@
+"""Rooms: create, list, join, leave, members, delete."""
+from .. import policy, validate
+from ..errors import Conflict, NotFound
+from ..events import iso
+from ..keys import room_key
+from ..storage import control, rooms
+from ..storage.models import now_ms, transaction
+from .accounts import existing_user
+
+
+@transaction
+def create_room(user, name):
+    return _new_room(user, name)
+
+
+@transaction
+def create_room_for(owner, name):
+    """An operator's room, owned (and joined) by the user named `owner`."""
+    return _new_room(existing_user(owner), name)
+
+
+def _new_room(user, name):
+    name = validate.room_name(name)
+    room = rooms.create(name, user)
+    if room is None:
+        raise Conflict("Room name '%s' is already taken." % name)
+    rooms.add_member(user, room.id, room.created_at)
+    return {"roomId": room_key(room.id), "roomName": room.name}
+
+
+@transaction
+def list_rooms(message_counts=False):
+    """Every room; message_counts (a count per room: for operators, not per request)."""
+    listed = []
+    for pk, name, created, creator, member_count, message_count in rooms.listing(message_counts):
+        listed.append({"roomId": room_key(pk), "roomName": name,
+                       "memberCount": member_count, "createdBy": creator,
+                       "createdAt": iso(created)})
+        if message_counts:
+            listed[-1]["messageCount"] = message_count
+    return listed
+
+
+@transaction
+def join_room(user, room_id):
+    """Membership (joining twice is fine); returns the room's name."""
+    room = existing_room(room_id)
+    rooms.add_member(user, room.id, now_ms())
+    return room.name
+
+
+@transaction
+def leave_room(user, room_id):
+    room = existing_room(room_id)
+    rooms.remove_member(user, room.id)
+
+
+def room_members(chat, user, room_id):
+    return _with_presence(chat, *_member_names(user, room_id))
+
+
+def members_of(chat, room_id, presence=True):
+    """An operator's view of a room's members (no membership needed).
+
+    `online` only when presence is true: chat-admin on the in-process
+    broker cannot see who is connected to chatd.
+    """
+    room_pk, names = _all_member_names(room_id)
+    if not presence:
+        return [{"username": name} for name in names]
+    return _with_presence(chat, room_pk, names)
+
+
+def _with_presence(chat, room_pk, names):
+    online = set(chat.broker.online(room_pk))  # may be a network call: outside the transaction
+    return [{"username": name, "online": name in online} for name in names]
+
+
+@transaction
+def _member_names(user, room_id):
+    room = member_room(user, room_id)
+    return room.id, rooms.member_names(room.id)
+
+
+@transaction
+def _all_member_names(room_id):
+    room = existing_room(room_id)
+    return room.id, rooms.member_names(room.id)
+
+
+@transaction
+def delete_room(room_id):
+    room = existing_room(room_id)
+    control.append("room_deleted", room=room.id)
+    rooms.delete(room)
+
+
+def existing_room(room_id):
+    """The room `room_id` ("room_12") names, or NotFound; inside the caller's transaction."""
+    room = rooms.by_pk(validate.room_ref(room_id))
+    if room is None:
+        raise NotFound("No room %s." % room_id)
+    return room
+
+
+def member_room(user, room_id):
+    """The room, if it exists and policy lets `user` act in it."""
+    room = existing_room(room_id)
+    policy.check_member(user, room.id)
+    return room
