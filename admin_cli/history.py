@@ -8,7 +8,7 @@ import click
 
 from chatd import archive
 from chatd.errors import BadRequest
-from chatd.store import iso
+from chatd.events import iso
 
 from .context import confirm, pass_admin, stdout
 
