@@ -212,7 +212,7 @@ def _with_retries(call, wait, **atomic):
             with session(db), db.atomic(**atomic):
                 return call()
         except pw.OperationalError as exc:
-            if not _is_locked(exc) or time.monotonic() >= deadline:
+            if not is_locked(exc) or time.monotonic() >= deadline:
                 raise Unavailable("The database is unavailable; try again.") from exc
         except (pw.InterfaceError, MaxConnectionsExceeded) as exc:
             # MaxConnectionsExceeded: every pooled connection stayed busy for
@@ -221,7 +221,7 @@ def _with_retries(call, wait, **atomic):
         time.sleep(LOCK_POLL)
 
 
-def _is_locked(exc):
+def is_locked(exc):
     """SQLite's locked file, or a PostgreSQL transaction it chose to abort: retry."""
     text = str(exc).lower()
     return any(word in text for word in ("locked", "busy", "deadlock detected",
