@@ -148,7 +148,8 @@ def build(service):
     @api
     def register():
         data = body()
-        result = chat.register(validate.string(data, "username"), validate.string(data, "password"))
+        result = chat.register(validate.string(data, "username"), validate.string(data, "password"),
+                               client_address(request.environ, trusted))
         return json_response({"status": "success", "username": result["username"]}, 201)
 
     @app.post("/api/login")
