@@ -14,6 +14,9 @@ from .models import transaction
 from .errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized
 from .models import ControlEvent, Membership, Message, Room, Token, User
 
+HOUR = 3600  # seconds: the window of the hourly limits
+
+
 def _user_key(name):
     return name.lower()
 
@@ -32,10 +35,16 @@ class Chat:
         self.writer = commit.GroupCommit()  # chatd sets writer.on_stored to the hub
 
     # -- accounts -------------------------------------------------------------
-    def register(self, username, password):
+    def register(self, username, password, address):
+        """A user's own registration: open_registration, and an hourly limit per address."""
         if not self.settings.auth.open_registration:
             raise Forbidden("Registration is closed on this server.")
-        return self.create_user(username, password)
+        key = "register-addr:" + address
+        self._check_recent(key, self.settings.auth.registrations_per_hour, HOUR,
+                           "Too many registrations from this address; try again later.")
+        created = self.create_user(username, password)
+        self.broker.hit(key, HOUR)
+        return created
 
     def create_user(self, username, password, disabled=False):
         validate.username(username)
@@ -61,7 +70,7 @@ class Chat:
         ok = self.passwords.verify(user.password_hash if user else None, password)
         if not ok:
             for key in keys:
-                self.broker.hit(key)
+                self.broker.hit(key, self.settings.auth.login_failure_window)
             raise Unauthorized("Invalid username or password.")
         if user.disabled:
             raise Forbidden("This account is disabled.")
@@ -72,11 +81,19 @@ class Chat:
     def _check_login_throttle(self, keys):
         limits = (self.settings.auth.login_failures_per_user,
                   self.settings.auth.login_failures_per_address)
-        window = self.settings.auth.login_failure_window
         for key, limit in zip(keys, limits):
-            if self.broker.count_recent(key, window) >= limit:
-                retry = max(1, int(window - self.broker.oldest_hit_age(key)) + 1)
-                raise RateLimited("Too many failed logins; try again later.", retry_after=retry)
+            self._check_recent(key, limit, self.settings.auth.login_failure_window,
+                               "Too many failed logins; try again later.")
+
+    def _check_recent(self, key, limit, window, message):
+        """RateLimited while `key` has `limit` hits in the last `window` seconds.
+
+        The counters live in the broker, so on Redis the limit holds across
+        processes. Retry-After is when the oldest hit leaves the window.
+        """
+        if self.broker.count_recent(key, window) >= limit:
+            retry = max(1, int(window - self.broker.oldest_hit_age(key)) + 1)
+            raise RateLimited(message, retry_after=retry)
 
     @transaction
     def _find_user(self, username):
@@ -150,8 +167,17 @@ class Chat:
                  "disabled": bool(u.disabled), "roomCount": u.room_count} for u in query]
 
     # -- rooms ----------------------------------------------------------------
-    @transaction
     def create_room(self, user, name):
+        """A user's own room: at most [limits] rooms_per_hour of them an hour."""
+        key = "rooms-user:%d" % user.id
+        self._check_recent(key, self.settings.limits.rooms_per_hour, HOUR,
+                           "Too many rooms created; try again later.")
+        created = self._create_room(user, name)
+        self.broker.hit(key, HOUR)
+        return created
+
+    @transaction
+    def _create_room(self, user, name):
         return self._new_room(user, name)
 
     @transaction
