@@ -21,6 +21,15 @@ def _list(text):
     return tuple(item.strip() for item in str(text).split(",") if item.strip())
 
 
+def _choice(*allowed):
+    def parse(text):
+        value = str(text).strip().lower()
+        if value not in allowed:
+            raise ValueError("not one of %s: %r" % (", ".join(allowed), text))
+        return value
+    return parse
+
+
 # (section, key, default as written in config.ini, parser, comment)
 SETTINGS = [
     ("server", "host", "127.0.0.1", str, "address to listen on"),
@@ -76,6 +85,8 @@ SETTINGS = [
     ("metrics", "allowed_networks", "127.0.0.0/8,::1/128", _list,
      "client networks allowed to read GET /metrics"),
     ("log", "level", "info", str, "debug, info, warning or error"),
+    ("log", "format", "text", _choice("text", "json"),
+     "text, or json: one JSON object per line with time, level, logger and message"),
 ]
 
 
