@@ -17,7 +17,7 @@ import gevent.event
 import peewee as pw
 from gevent.threadpool import ThreadPool
 
-from . import models, store
+from . import logs, models, store
 from .errors import Unavailable
 
 log = logging.getLogger("chatd.commit")
@@ -250,12 +250,15 @@ class Checkpointer:
         self._greenlet = gevent.spawn(self._run)
 
     def _run(self):
+        failures = logs.Throttle(log, "WAL checkpoint failed (the next one retries)")
         while True:
             gevent.sleep(self.EVERY)
             try:
                 self._thread.apply(self._db.execute_sql, ("PRAGMA wal_checkpoint(PASSIVE)",))
-            except (pw.OperationalError, sqlite3.OperationalError):
-                log.warning("WAL checkpoint failed; the next one retries", exc_info=True)
+            except (pw.OperationalError, sqlite3.OperationalError) as exc:
+                failures.failed(exc)
+            else:
+                failures.succeeded()
 
     def close(self):
         self._greenlet.kill()
