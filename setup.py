@@ -1,8 +1,17 @@
+import re
+
 from setuptools import find_packages, setup
+
+
+def version():
+    """chatd/__init__.py's __version__, read without importing the package."""
+    with open("chatd/__init__.py", encoding="utf-8") as source:
+        return re.search(r'__version__ = "([^"]+)"', source.read()).group(1)
+
 
 setup(
     name="chatd",
-    version="0.1.0",
+    version=version(),
     description="A real-time chat server: bottle on gevent, WebSockets, peewee.",
     packages=find_packages(include=["chatd", "chatd.*", "admin_cli", "admin_cli.*"]),
     package_data={"chatd": ["web/*"]},

@@ -31,6 +31,9 @@ CHATD_ENV = {
     "CHATD_LIMITS_MESSAGES_PER_MINUTE": "1000000",
     "CHATD_LIMITS_MESSAGE_BURST": "100000",
     "CHATD_AUTH_OPEN_REGISTRATION": "true",
+    # the load generator registers every user and creates every room from one address
+    "CHATD_AUTH_REGISTRATIONS_PER_HOUR": "1000000",
+    "CHATD_LIMITS_ROOMS_PER_HOUR": "1000000",
 }
 PEERS = ("gevent", "websockets")
 LATENCY_POINT = 20000     # deliveries/s at which p50/p99 are reported

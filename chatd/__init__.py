@@ -1,0 +1,1 @@
+__version__ = "0.1.0"  # the one place: setup.py and `chatd --version` read it

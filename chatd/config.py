@@ -33,6 +33,15 @@ def _list(text):
     return tuple(item.strip() for item in str(text).split(",") if item.strip())
 
 
+def _choice(*allowed):
+    def parse(text):
+        value = str(text).strip().lower()
+        if value not in allowed:
+            raise ValueError("not one of %s: %r" % (", ".join(allowed), text))
+        return value
+    return parse
+
+
 # (section, key, default as written in config.ini, parser, comment)
 SETTINGS = [
     ("server", "host", "127.0.0.1", str, "address to listen on"),
@@ -65,6 +74,8 @@ SETTINGS = [
      "failed logins from one client address within the window before 429"),
     ("auth", "login_failure_window", "900", int,
      "seconds over which failed logins are counted (15 minutes)"),
+    ("auth", "registrations_per_hour", "10", int,
+     "accounts POST /api/register creates per client address per hour (429 beyond)"),
     ("auth", "hash_threads", "2", int,
      "threads that hash passwords, off the event loop"),
     ("websocket", "max_frame_bytes", "65536", int,
@@ -83,6 +94,8 @@ SETTINGS = [
      "seconds one write may wait on a peer that does not read"),
     ("limits", "max_body_bytes", "65536", int, "largest HTTP request body (413 beyond)"),
     ("limits", "max_message_chars", "4000", int, "longest chat message in characters"),
+    ("limits", "rooms_per_hour", "20", int,
+     "rooms one user may create per hour (429 beyond; chat-admin's are not counted)"),
     ("limits", "messages_per_minute", "120", int, "sustained messages per user per minute"),
     ("limits", "message_burst", "30", int, "messages a user may send at once above the rate"),
     ("limits", "flood_strikes", "20", int,
@@ -90,6 +103,8 @@ SETTINGS = [
     ("metrics", "allowed_networks", "127.0.0.0/8,::1/128", _list,
      "client networks allowed to read GET /metrics"),
     ("log", "level", "info", str, "debug, info, warning or error"),
+    ("log", "format", "text", _choice("text", "json"),
+     "text, or json: one JSON object per line with time, level, logger and message"),
 ]
 
 

@@ -173,7 +173,8 @@ def build(service):
     def register():
         data = body()
         name = request.environ["chatd.user"] = validate.string(data, "username")
-        result = chat.register(name, validate.string(data, "password"))
+        result = chat.register(name, validate.string(data, "password"),
+                               client_address(request.environ, trusted))
         return json_response({"status": "success", "username": result["username"]}, 201)
 
     @app.post("/api/login")

@@ -8,7 +8,8 @@ recipients (delivered), and one histogram observation per stored message
 import time
 
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
-                               Histogram, disable_created_metrics, generate_latest)
+                               Histogram, ProcessCollector, disable_created_metrics,
+                               generate_latest)
 
 # Close codes chatd sends when it refuses a peer, as the `reason` label.
 CLOSE_REASONS = {1002: "protocol_error", 1007: "invalid_utf8", 1008: "policy",
@@ -21,6 +22,8 @@ class Metrics:
         """`connections()` and `rooms()` count live state when scraped."""
         disable_created_metrics()  # no *_created series: half the output, no use here
         self.registry = registry = CollectorRegistry(auto_describe=True)
+        # CPU seconds, resident memory, open and max file descriptors, start time.
+        ProcessCollector(namespace="chatd", registry=registry)
         Gauge("chatd_websocket_connections", "Open WebSocket connections on this process.",
               registry=registry).set_function(connections)
         Gauge("chatd_rooms_active", "Rooms with at least one live connection on this process.",

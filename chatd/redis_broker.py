@@ -43,7 +43,6 @@ log = logging.getLogger("chatd.broker")
 
 HEARTBEAT = 5.0  # seconds between refreshes of this process's presence
 PRESENCE_TTL = 20000  # ms an entry lives unrefreshed: a dead process's users go within 25 s
-HIT_TTL = 86400  # seconds a failed-login record may outlive any sensible window
 BACKOFF = (0.1, 5.0)  # reconnect delay: first, largest (doubling in between)
 PUBLISH_BATCH = 1000
 PREFIX = "chatd:"
@@ -354,9 +353,9 @@ class RedisBroker(MemoryBroker):
         return self._call(lambda: super(RedisBroker, self).count_recent(key, window), "count",
                           (PREFIX + key,), (int(window * 1000),))
 
-    def hit(self, key):
-        self._call(lambda: super(RedisBroker, self).hit(key), "hit",
-                   (PREFIX + key,), (uuid.uuid4().hex, HIT_TTL))
+    def hit(self, key, window):
+        self._call(lambda: super(RedisBroker, self).hit(key, window), "hit",
+                   (PREFIX + key,), (uuid.uuid4().hex, max(1, int(window) + 1)))
 
     def oldest_hit_age(self, key):
         age_ms = self._call(lambda: super(RedisBroker, self).oldest_hit_age(key) * 1000,

@@ -7,7 +7,9 @@ from psycogreen.gevent import patch_psycopg  # noqa: E402
 patch_psycopg()  # psycopg2 waits through gevent's hub: one slow query stalls no one else
 
 import argparse  # noqa: E402
+import errno  # noqa: E402
 import logging  # noqa: E402
+import os  # noqa: E402
 import secrets  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
@@ -19,7 +21,9 @@ import gevent.event  # noqa: E402
 from gevent.pool import Pool  # noqa: E402
 from gevent.pywsgi import WSGIServer  # noqa: E402
 
-from . import auth, brokers, config, errors, http_api, logsafe, ops, ws, wsproto  # noqa: E402
+import peewee as pw  # noqa: E402
+
+from . import __version__, auth, brokers, config, errors, http_api, logs, logsafe, ops, ws, wsproto  # noqa: E402,E501
 from .storage import models  # noqa: E402
 from .storage.commit import GroupCommit  # noqa: E402
 from .hub import Hub  # noqa: E402
@@ -38,7 +42,12 @@ def parse_args(argv):
     parser.add_argument("--port", help="port to listen on (0: any free port)")
     parser.add_argument("--database", help="sqlite:///file.db or postgresql://user@host/db")
     parser.add_argument("--broker", help="memory:// or redis://host:port/db")
+    parser.add_argument("--version", action="version", version="chatd " + __version__)
     return parser.parse_args(argv)
+
+
+class StartupError(Exception):
+    """chatd cannot start; the message says what and where, in one line."""
 
 
 def load_settings(args):
@@ -49,9 +58,10 @@ def load_settings(args):
 
 def build_service(settings):
     """Everything a chatd process holds, wired bottom-up; the broker starts last."""
-    models.bind(models.open_database(settings.database.url, settings.database.pool_size))
-    models.migrate()
+    open_storage(settings.database)
     broker = brokers.open_broker(settings.broker.url)
+    log.info("chatd %s: database %s, broker %s", __version__,
+             models.describe(settings.database.url), models.describe(settings.broker.url))
     sessions = set()
     metrics = Metrics(lambda: len(sessions), lambda: hub.room_count())
     hub = Hub(broker, ops.messages.messages_since, ops.messages.room_last_seq, stats=metrics)
@@ -62,11 +72,31 @@ def build_service(settings):
                            sessions=sessions, metrics=metrics)
 
 
+def open_storage(database):
+    """Bind and migrate the database, or a StartupError naming it and why."""
+    try:
+        models.bind(models.open_database(database.url, database.pool_size))
+        models.migrate()
+    except (pw.DatabaseError, pw.InterfaceError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise StartupError("cannot open the database %s: %s%s" % (
+            models.describe(database.url), reason, _missing_folder(database.url)))
+    except RuntimeError as exc:  # a schema newer than this chatd
+        raise StartupError("cannot use the database %s: %s" % (models.describe(database.url), exc))
+
+
+def _missing_folder(url):
+    path = models.sqlite_path(url)
+    folder = os.path.dirname(os.path.abspath(path)) if path else None
+    return " (folder %s does not exist)" % folder if folder and not os.path.isdir(folder) else ""
+
+
 def watch_control_events(service):
     """Act on changes other processes (chat-admin, other chatd) wrote to the database."""
     chat = service.chat
     last = chat.last_control_event()
     polls = 0
+    failures = logs.Throttle(log, "control events: the database did not answer")
     while True:
         gevent.sleep(CONTROL_POLL)
         polls += 1
@@ -75,8 +105,10 @@ def watch_control_events(service):
                 apply_control_event(service, kind, payload)
             if polls % HOUSEKEEPING_POLLS == 0:
                 chat.housekeeping()
-        except Exception:
-            log.exception("control events: the database did not answer")
+        except Exception as exc:
+            failures.failed(exc)
+        else:
+            failures.succeeded()
 
 
 def apply_control_event(service, kind, payload):
@@ -195,11 +227,24 @@ def main(argv=None):
     except ValueError as exc:
         print("chatd: %s" % exc, file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log.level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log.level, settings.log.format)
     try:
         serve(settings)
-    except (OSError, ValueError, RuntimeError) as exc:
+    except StartupError as exc:
+        log.error("%s", exc)
+        return 1
+    except OSError as exc:
+        log.error("%s", _os_failure(exc, settings.server))
+        return 1
+    except (ValueError, RuntimeError) as exc:
         log.error("cannot start: %s", exc)
         return 1
     return 0
+
+
+def _os_failure(exc, server):
+    """An OSError before serving is almost always the listening socket: say where."""
+    if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+        return "cannot listen on %s:%s: %s" % (server.host, server.port,
+                                                os.strerror(exc.errno).lower())
+    return "cannot start: %s" % exc

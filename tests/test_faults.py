@@ -206,15 +206,43 @@ def test_locked_database_gets_json_503_and_the_server_keeps_serving(locked_serve
         assert health.status_code == 503 and health.json()["database"] == "down"
         # Reads still work: WAL readers do not wait for the writer.
         assert user.get("/api/chat-history/" + room).status_code == 200
-        sock.say(room, "while locked")
-        event = sock.expect("error")
-        assert event["code"] == "internal" and event["ref"] == "send-message"
+        sock.say(room, "while locked")  # waits for the lock (next test), is not lost
     # Released: everything works again, on the same connection too.
     assert wait_for(lambda: requests.get(chatd.url + "/healthz", timeout=5).status_code == 200, 5)
+    assert sock.expect("new-message")["message"] == "while locked"
     sock.say(room, "after the lock")
     assert sock.expect("new-message")["message"] == "after the lock"
-    assert history(user, room) == {1: "after the lock"}
+    assert history(user, room) == {1: "while locked", 2: "after the lock"}
     sock.close()
+
+
+def test_messages_sent_while_the_file_is_locked_past_the_busy_timeout_are_all_stored(
+        locked_server):
+    """The message writer waits out a lock held longer than its busy timeout
+    (models.LOCK_WAIT, 5 s): every message is acknowledged once it is released."""
+    chatd, path = locked_server
+    users = [Client(chatd) for _ in range(3)]
+    room = users[0].create_room()
+    socks = []
+    for user in users:
+        user.post("/api/join-room", {"roomId": room})
+        socks.append(user.ws(join=room))
+    with Lock(path):
+        for n, sock in enumerate(socks):
+            for i in range(5):
+                sock.say(room, "m%d.%d" % (n, i), client_msg_id="c%d.%d" % (n, i))
+        time.sleep(6.5)  # the fault: a lock held past the writer's busy timeout
+    for n, sock in enumerate(socks):
+        acks = [e for e in sock.until(
+            lambda e: e.get("action") == "error" or e.get("clientMsgId") == "c%d.4" % n,
+            timeout=30) if e.get("action") in ("new-message", "error")]
+        assert [e["action"] for e in acks if e.get("action") == "error"] == []
+        assert {e["clientMsgId"] for e in acks} >= {"c%d.%d" % (n, i) for i in range(5)}
+    stored = history(users[0], room)
+    assert sorted(stored.values()) == sorted("m%d.%d" % (n, i) for n in range(3) for i in range(5))
+    assert "Traceback" not in chatd.log(), chatd.log()
+    for sock in socks:
+        sock.close()
 
 
 def test_healthz_answers_quickly_while_a_write_waits_for_the_lock(locked_server):

@@ -39,7 +39,7 @@ class Chat:
     delete_user = staticmethod(accounts.delete_user)
     list_users = staticmethod(accounts.list_users)
     # rooms
-    create_room = staticmethod(rooms.create_room)
+    create_room = rooms.create_room
     create_room_for = staticmethod(rooms.create_room_for)
     list_rooms = staticmethod(rooms.list_rooms)
     join_room = staticmethod(rooms.join_room)

@@ -1,16 +1,23 @@
 """Accounts: registration, login, tokens, and the operator's actions on users."""
 from .. import auth, validate
-from ..errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized
+from ..errors import Conflict, Forbidden, NotFound, Unauthorized
 from ..events import iso
 from ..keys import room_key, user_key
 from ..storage import control, users
 from ..storage.models import now_ms, transaction
+from .limits import HOUR, check_recent
 
 
-def register(chat, username, password):
+def register(chat, username, password, address):
+    """A user's own registration: open_registration, and an hourly limit per address."""
     if not chat.settings.auth.open_registration:
         raise Forbidden("Registration is closed on this server.")
-    return create_user(chat, username, password)
+    key = "register-addr:" + address
+    check_recent(chat, key, chat.settings.auth.registrations_per_hour, HOUR,
+                 "Too many registrations from this address; try again later.")
+    created = create_user(chat, username, password)
+    chat.broker.hit(key, HOUR)
+    return created
 
 
 def create_user(chat, username, password, disabled=False):
@@ -34,7 +41,7 @@ def login(chat, username, password, address):
     ok = chat.passwords.verify(user.password_hash if user else None, password)
     if not ok:
         for key in keys:
-            chat.broker.hit(key)
+            chat.broker.hit(key, chat.settings.auth.login_failure_window)
         raise Unauthorized("Invalid username or password.")
     if user.disabled:
         raise Forbidden("This account is disabled.")
@@ -46,11 +53,9 @@ def login(chat, username, password, address):
 def _check_login_throttle(chat, keys):
     limits = (chat.settings.auth.login_failures_per_user,
               chat.settings.auth.login_failures_per_address)
-    window = chat.settings.auth.login_failure_window
     for key, limit in zip(keys, limits):
-        if chat.broker.count_recent(key, window) >= limit:
-            retry = max(1, int(window - chat.broker.oldest_hit_age(key)) + 1)
-            raise RateLimited("Too many failed logins; try again later.", retry_after=retry)
+        check_recent(chat, key, limit, chat.settings.auth.login_failure_window,
+                     "Too many failed logins; try again later.")
 
 
 @transaction

@@ -6,10 +6,21 @@ from ..keys import room_key
 from ..storage import control, rooms
 from ..storage.models import now_ms, transaction
 from .accounts import existing_user
+from .limits import HOUR, check_recent
+
+
+def create_room(chat, user, name):
+    """A user's own room: at most [limits] rooms_per_hour of them an hour."""
+    key = "rooms-user:%d" % user.id
+    check_recent(chat, key, chat.settings.limits.rooms_per_hour, HOUR,
+                 "Too many rooms created; try again later.")
+    created = _create_room(user, name)
+    chat.broker.hit(key, HOUR)
+    return created
 
 
 @transaction
-def create_room(user, name):
+def _create_room(user, name):
     return _new_room(user, name)
 
 

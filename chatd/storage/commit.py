@@ -10,6 +10,7 @@ orders.
 """
 import logging
 import sqlite3
+import time
 
 import gevent
 import gevent.event
@@ -18,11 +19,16 @@ from gevent.threadpool import ThreadPool
 
 from . import models
 from .messages import MessageRow
+from .. import logs
 from ..errors import Unavailable
 
 log = logging.getLogger("chatd.commit")
 
 NOT_ALLOWED = object()  # the UPDATE found no room this user is a member of
+# A locked SQLite file (chat-admin, a backup, a login's token write) is a wait,
+# never a lost message: the whole batch is tried again, with backoff, this long.
+LOCKED_RETRY_WAIT = 30.0  # seconds
+LOCKED_BACKOFF = (0.02, 0.5)  # first and largest pause between tries
 
 
 class Post:
@@ -150,9 +156,24 @@ class GroupCommit:
             self._write_pooled(db, self._sql, posts)
             return
         try:
-            self._thread.apply(self._write_in_thread, (posts,))
+            self._write_retrying(posts)
         except (pw.OperationalError, sqlite3.OperationalError) as exc:
             raise Unavailable("The database is unavailable; try again.") from exc
+
+    def _write_retrying(self, posts):
+        """The batch in the writer thread; again, after a pause, while the file is locked."""
+        deadline = time.monotonic() + LOCKED_RETRY_WAIT
+        pause = LOCKED_BACKOFF[0]
+        while True:
+            failed = self._thread.apply(self._write_in_thread, (posts,))
+            if failed is None:
+                return
+            if not models.is_locked(failed) or time.monotonic() + pause >= deadline:
+                raise failed
+            if pause == LOCKED_BACKOFF[0]:
+                log.warning("database locked; %d message(s) wait for it", len(posts))
+            gevent.sleep(pause)
+            pause = min(pause * 2, LOCKED_BACKOFF[1])
 
     def close(self):
         """Close the writer thread's connection (SQLite then drops its WAL file)."""
@@ -167,8 +188,17 @@ class GroupCommit:
         self._write_posts(db, sql, posts)
 
     def _write_in_thread(self, posts):
-        with self._thread_db.atomic():
-            self._write_posts(self._thread_db, self._sql, posts)
+        """None, or the database's error as a value: gevent's thread pool
+        prints a traceback for every exception that leaves a task."""
+        # IMMEDIATE: the write lock first. A deferred transaction that read
+        # (the clientMsgId lookup) and then writes fails at once, without
+        # waiting, when another connection committed in between.
+        try:
+            with self._thread_db.atomic(lock_type="IMMEDIATE"):
+                self._write_posts(self._thread_db, self._sql, posts)
+        except (pw.DatabaseError, sqlite3.DatabaseError) as exc:
+            return exc
+        return None
 
     def _write_posts(self, db, sql, posts):
         # The driver's own cursor: peewee's execute_sql adds nothing this path needs.
@@ -222,12 +252,15 @@ class Checkpointer:
         self._greenlet = gevent.spawn(self._run)
 
     def _run(self):
+        failures = logs.Throttle(log, "WAL checkpoint failed (the next one retries)")
         while True:
             gevent.sleep(self.EVERY)
             try:
                 self._thread.apply(self._db.execute_sql, ("PRAGMA wal_checkpoint(PASSIVE)",))
-            except (pw.OperationalError, sqlite3.OperationalError):
-                log.warning("WAL checkpoint failed; the next one retries", exc_info=True)
+            except (pw.OperationalError, sqlite3.OperationalError) as exc:
+                failures.failed(exc)
+            else:
+                failures.succeeded()
 
     def close(self):
         self._greenlet.kill()

@@ -8,6 +8,7 @@ commit in id order on every engine and a gap is visible to any reader.
 """
 import contextlib
 import functools
+import os
 import time
 from urllib.parse import urlparse, unquote
 
@@ -23,6 +24,9 @@ BUSY_TIMEOUT_MS = 10
 LOCK_POLL = 0.05  # seconds between tries on a locked SQLite file
 LOCK_WAIT = 5.0  # seconds a transaction keeps trying before it is Unavailable (503)
 PROBE_WAIT = 0.5  # seconds /healthz gives the database
+# SQLite on a full disk still answers SELECT and even a rolled-back write:
+# /healthz says down when its filesystem has less free space than this.
+MIN_FREE_BYTES = 1024 * 1024
 SCHEMA_VERSION = 1
 MIGRATION_LOCK = 0x63686174  # PostgreSQL advisory lock key ("chat") held while migrating
 
@@ -105,11 +109,28 @@ class SchemaVersion(BaseModel):
 MODELS = [User, Token, Room, Membership, Message, ControlEvent, SchemaVersion]
 
 
+def describe(url):
+    """The database URL for logs: any password hidden; for SQLite, the file it means."""
+    parsed = urlparse(url)
+    if parsed.password:
+        host = parsed.netloc.rpartition("@")[2]
+        url = parsed._replace(netloc="%s:***@%s" % (parsed.username or "", host)).geturl()
+    path = sqlite_path(url)
+    return "%s (file %s)" % (url, os.path.abspath(path)) if path else url
+
+
+def sqlite_path(url):
+    """The file of a sqlite:/// URL; None for any other URL."""
+    if urlparse(url).scheme != "sqlite" or not url.startswith("sqlite:///"):
+        return None
+    return unquote(url[len("sqlite:///"):]) or None
+
+
 def open_database(url, pool_size=10):
     """A peewee database for sqlite:///path or postgresql://user@host/db."""
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
-        path = unquote(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else ""
+        path = sqlite_path(url)
         if not path:
             raise ValueError("database URL %r: expected sqlite:///path" % url)
         # One connection shared by every greenlet: sqlite3 never yields to
@@ -208,10 +229,19 @@ def probe():
 
     On SQLite "answers" means it would take a write now (BEGIN IMMEDIATE):
     reads go on under another process's write lock, but no message can be
-    stored, so /healthz must say so.
+    stored, so /healthz must say so. Nor can one on a full disk, where
+    BEGIN IMMEDIATE still succeeds: the free space is checked too.
     """
     lock = {"lock_type": "IMMEDIATE"} if isinstance(proxy.obj, pw.SqliteDatabase) else {}
     _with_retries(lambda: proxy.obj.execute_sql("SELECT 1"), PROBE_WAIT, **lock)
+    if lock and free_bytes(proxy.obj.database) < MIN_FREE_BYTES:
+        raise Unavailable("The database's disk is full.")
+
+
+def free_bytes(path):
+    """Bytes an unprivileged process may still write on the filesystem of `path`."""
+    stat = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    return stat.f_bavail * stat.f_frsize
 
 
 def _with_retries(call, wait, **atomic):
@@ -222,7 +252,7 @@ def _with_retries(call, wait, **atomic):
             with session(db), db.atomic(**atomic):
                 return call()
         except pw.OperationalError as exc:
-            if not _is_locked(exc) or time.monotonic() >= deadline:
+            if not is_locked(exc) or time.monotonic() >= deadline:
                 raise Unavailable("The database is unavailable; try again.") from exc
         except (pw.InterfaceError, MaxConnectionsExceeded) as exc:
             # MaxConnectionsExceeded: every pooled connection stayed busy for
@@ -231,7 +261,7 @@ def _with_retries(call, wait, **atomic):
         time.sleep(LOCK_POLL)
 
 
-def _is_locked(exc):
+def is_locked(exc):
     """SQLite's locked file, or a PostgreSQL transaction it chose to abort: retry."""
     text = str(exc).lower()
     return any(word in text for word in ("locked", "busy", "deadlock detected",
