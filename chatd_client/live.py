@@ -26,8 +26,9 @@ What it does for the caller:
   as its `error` with `roomId` added, and the room leaves the session.
 - A room that goes away (`room-deleted`, `room-removed`) leaves the session.
 
-Rooms with no `since` start at the room's current end (learned over HTTP
-before the first join: GET /api/rooms `lastSeq`, else the last history id),
+Rooms with no `since` start at the room's end as of the first connection,
+which the first next_event() or iteration makes (learned over HTTP before
+the first join: GET /api/rooms `lastSeq`, else the last history id),
 so a drop before the first event still loses nothing; give `since={room: 0}`
 to get a room's whole past first.
 
