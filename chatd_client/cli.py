@@ -99,7 +99,8 @@ def emit(item):
 @click.option("--token", envvar="CHATD_TOKEN", metavar="TOKEN",
               help="A login or access token (CHATD_TOKEN).")
 @click.option("--username", metavar="NAME", help="Log in as NAME instead of using a token.")
-@click.option("--password-stdin", is_flag=True, help="Read --username's password from stdin's first line.")
+@click.option("--password-stdin", is_flag=True,
+              help="Read --username's password from stdin's first line.")
 @click.pass_context
 def cli(ctx, url, token, username, password_stdin):
     """chatd from shell scripts: one JSON object per output line."""

@@ -259,10 +259,13 @@ class LiveSession:
             self._last_heard = time.monotonic()
             self._joins.clear()
             self.outbox.in_flight.clear()
-            for room in self.rooms:
-                self._send_frame({"action": "join", "roomId": room,
-                                  "since": self.positions.last[room]})
-                self._joins.sent(room)
+            try:
+                for room in self.rooms:
+                    self._send_frame({"action": "join", "roomId": room,
+                                      "since": self.positions.last[room]})
+                    self._joins.sent(room)
+            except NETWORK_ERRORS:
+                pass  # dropped already: the reader sees it and connects again
             for frame in self.outbox.frames.values():
                 self._send_message(frame)
         self.connections += 1

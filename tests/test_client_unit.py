@@ -2,6 +2,8 @@
 error mapping, and the request shapes of the endpoints (against a fake HTTP
 server in this process, for endpoints today's chatd may not have yet)."""
 import json
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -102,7 +104,7 @@ def test_refused_join_names_its_room_and_drops_it():
 def test_unauthorized_ends_the_session():
     live = session(room_1=0)
     with pytest.raises(errors.Unauthorized):
-        live._accept({"action": "error", "code": "unauthorized", "message": "Your session has ended."})
+        live._accept({"action": "error", "code": "unauthorized", "message": "Session ended."})
     assert live.next_event() is None  # closed
 
 
@@ -283,3 +285,11 @@ def test_from_env_picks_token_or_login(fake):
                                                                  "password": "pw"}
     with pytest.raises(ValueError):
         Client.from_env({"CHATD_URL": fake.url})
+
+
+def test_importing_the_client_loads_neither_gevent_nor_chatd():
+    code = ("import sys, chatd_client, chatd_client.cli; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('gevent', 'chatd')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
