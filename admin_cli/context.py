@@ -12,7 +12,7 @@ from urllib.parse import unquote
 import click
 
 from chatd import auth, brokers, config, ops
-from chatd.storage import models
+from chatd.storage import migrations, models
 
 
 class Failed(click.ClickException):
@@ -47,7 +47,7 @@ class Admin:
                 raise click.UsageError(str(exc))
             if migrate:
                 try:
-                    models.migrate()
+                    migrations.migrate()
                 except RuntimeError as exc:  # a schema newer than this release
                     raise Failed(str(exc))
         return self._database

@@ -24,7 +24,7 @@ from gevent.pywsgi import WSGIServer  # noqa: E402
 import peewee as pw  # noqa: E402
 
 from . import __version__, auth, brokers, config, errors, http_api, logs, logsafe, ops, ws, wsproto  # noqa: E402,E501
-from .storage import models  # noqa: E402
+from .storage import migrations, models  # noqa: E402
 from .storage.commit import GroupCommit  # noqa: E402
 from .hub import Hub  # noqa: E402
 from .metrics import Metrics  # noqa: E402
@@ -76,13 +76,16 @@ def open_storage(database):
     """Bind and migrate the database, or a StartupError naming it and why."""
     try:
         models.bind(models.open_database(database.url, database.pool_size))
-        models.migrate()
-    except (pw.DatabaseError, pw.InterfaceError) as exc:
+        before, now = migrations.migrate()
+    except (pw.DatabaseError, pw.InterfaceError, errors.Unavailable) as exc:
+        exc = exc.__cause__ or exc  # Unavailable: the driver's error says why
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise StartupError("cannot open the database %s: %s%s" % (
             models.describe(database.url), reason, _missing_folder(database.url)))
     except RuntimeError as exc:  # a schema newer than this chatd
         raise StartupError("cannot use the database %s: %s" % (models.describe(database.url), exc))
+    if before is not None and before != now:
+        log.info("database schema upgraded from version %d to %d", before, now)
 
 
 def _missing_folder(url):

@@ -27,7 +27,6 @@ PROBE_WAIT = 0.5  # seconds /healthz gives the database
 # SQLite on a full disk still answers SELECT and even a rolled-back write:
 # /healthz says down when its filesystem has less free space than this.
 MIN_FREE_BYTES = 1024 * 1024
-SCHEMA_VERSION = 1
 MIGRATION_LOCK = 0x63686174  # PostgreSQL advisory lock key ("chat") held while migrating
 
 
@@ -194,25 +193,6 @@ def bind(database):
     return database
 
 
-def migrate():
-    """Create or upgrade the schema in place; safe to run concurrently with readers.
-
-    Several chatd processes may start at once on one PostgreSQL: a
-    transaction-scoped advisory lock makes them migrate one after another
-    (concurrent CREATE TABLE IF NOT EXISTS can collide in the catalog).
-    """
-    with session(proxy.obj), proxy.atomic():
-        if isinstance(proxy.obj, pw.PostgresqlDatabase):
-            proxy.execute_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-        proxy.create_tables(MODELS, safe=True)
-        row = SchemaVersion.select().first()
-        if row is None:
-            SchemaVersion.create(version=SCHEMA_VERSION)
-        elif row.version > SCHEMA_VERSION:
-            raise RuntimeError("database schema %d is newer than this chatd (%d)"
-                               % (row.version, SCHEMA_VERSION))
-
-
 def transaction(fn):
     """Run fn in one atomic() on a pooled connection, retrying while SQLite is locked.
 
@@ -220,7 +200,7 @@ def transaction(fn):
     """
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        return _with_retries(lambda: fn(*args, **kwargs), LOCK_WAIT)
+        return with_retries(lambda: fn(*args, **kwargs), LOCK_WAIT)
     return wrapper
 
 
@@ -233,7 +213,7 @@ def probe():
     BEGIN IMMEDIATE still succeeds: the free space is checked too.
     """
     lock = {"lock_type": "IMMEDIATE"} if isinstance(proxy.obj, pw.SqliteDatabase) else {}
-    _with_retries(lambda: proxy.obj.execute_sql("SELECT 1"), PROBE_WAIT, **lock)
+    with_retries(lambda: proxy.obj.execute_sql("SELECT 1"), PROBE_WAIT, **lock)
     if lock and free_bytes(proxy.obj.database) < MIN_FREE_BYTES:
         raise Unavailable("The database's disk is full.")
 
@@ -244,7 +224,7 @@ def free_bytes(path):
     return stat.f_bavail * stat.f_frsize
 
 
-def _with_retries(call, wait, **atomic):
+def with_retries(call, wait, **atomic):
     db = proxy.obj
     deadline = time.monotonic() + wait
     while True:

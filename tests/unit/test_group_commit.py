@@ -2,7 +2,7 @@
 import gevent
 import pytest
 
-from chatd.storage import commit, messages, models, rooms, users
+from chatd.storage import commit, messages, migrations, models, rooms, users
 from chatd.storage.commit import GroupCommit, Post
 
 
@@ -21,7 +21,7 @@ class Recording(GroupCommit):
 @pytest.fixture
 def database(tmp_path):
     models.bind(models.open_database("sqlite:///%s" % (tmp_path / "chat.db")))
-    models.migrate()
+    migrations.migrate()
     yield
     models.close()
 
