@@ -101,8 +101,9 @@ def test_room_members_shows_who_is_online_through_a_shared_broker(tmp_path):
         out = ok(chat_admin(url, "room", "members", room, "--json",
                             env={"CHATD_BROKER_URL": redis.url}))
         assert sorted(json.loads(out), key=lambda m: m["username"]) == sorted(
-            [{"username": alice.username, "online": True},
-             {"username": bob.username, "online": False}], key=lambda m: m["username"])
+            [{"username": alice.username, "role": "owner", "online": True},
+             {"username": bob.username, "role": "member", "online": False}],
+            key=lambda m: m["username"])
     finally:
         server.stop()
         redis.stop()

@@ -35,7 +35,7 @@ def _new_room(user, name):
     room = rooms.create(name, user)
     if room is None:
         raise Conflict("Room name '%s' is already taken." % name)
-    rooms.add_member(user, room.id, room.created_at)
+    rooms.add_member(user, room.id, room.created_at, role="owner")
     return {"roomId": room_key(room.id), "roomName": room.name}
 
 
@@ -43,8 +43,9 @@ def _new_room(user, name):
 def list_rooms(message_counts=False):
     """Every room; message_counts (a count per room: for operators, not per request)."""
     listed = []
-    for pk, name, created, creator, member_count, message_count in rooms.listing(message_counts):
-        listed.append({"roomId": room_key(pk), "roomName": name,
+    for pk, name, created, creator, member_count, message_count, kind, topic in \
+            rooms.listing(message_counts):
+        listed.append({"roomId": room_key(pk), "roomName": name, "kind": kind, "topic": topic,
                        "memberCount": member_count, "createdBy": creator,
                        "createdAt": iso(created)})
         if message_counts:
@@ -78,13 +79,13 @@ def members_of(chat, room_id, presence=True):
     """
     room_pk, names = _all_member_names(room_id)
     if not presence:
-        return [{"username": name} for name in names]
+        return [{"username": name, "role": role} for name, role in names]
     return _with_presence(chat, room_pk, names)
 
 
 def _with_presence(chat, room_pk, names):
     online = set(chat.broker.online(room_pk))  # may be a network call: outside the transaction
-    return [{"username": name, "online": name in online} for name in names]
+    return [{"username": name, "role": role, "online": name in online} for name, role in names]
 
 
 @transaction

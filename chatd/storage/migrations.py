@@ -45,7 +45,14 @@ def migrate():
     An up-to-date schema is only read, so a migrate beside a live writer (or
     a locked SQLite file) waits like any other transaction, then is Unavailable.
     """
-    return models.with_retries(_migrate, models.LOCK_WAIT)
+    sqlite = isinstance(models.proxy.obj, pw.SqliteDatabase)
+    if sqlite:  # a table rebuild must not cascade; only settable outside a transaction
+        models.proxy.execute_sql("PRAGMA foreign_keys = OFF")
+    try:
+        return models.with_retries(_migrate, models.LOCK_WAIT)
+    finally:
+        if sqlite:
+            models.proxy.execute_sql("PRAGMA foreign_keys = ON")
 
 
 def _migrate():
@@ -67,6 +74,8 @@ def _migrate():
         db.create_tables(models.MODELS, safe=True)  # tables later releases added
     for hook in ENSURE:
         hook(db.obj)
+    if isinstance(db.obj, pw.SqliteDatabase) and db.execute_sql("PRAGMA foreign_key_check").fetchone():
+        raise RuntimeError("the upgrade would break a reference between tables; nothing was changed")
     models.SchemaVersion.delete().execute()
     models.SchemaVersion.create(version=latest())
     return before, latest()
@@ -76,3 +85,80 @@ def _migrator(database):
     if isinstance(database, pw.PostgresqlDatabase):
         return PostgresqlMigrator(database)
     return SqliteMigrator(database)
+
+
+@ensure
+def control_stream_row(database):
+    """The one row control events take their seq from."""
+    if not models.ControlStream.select().exists():
+        models.ControlStream.create(last=0)
+
+
+# -- the steps ---------------------------------------------------------------------
+
+@step
+def v2_room_log_walls_unread_bots(migrator, database):
+    """0.1.0 -> 0.2.0: the room log, room kinds and roles, bans, read markers,
+    mentions, reactions, access tokens and bots; control events get an ordered seq.
+
+    Rooms made before kinds existed become public, their creator's membership
+    its owner; every member starts with nothing unread (marker at the room's
+    last seq). Messages of 0.1.0 carry no mentions (none were parsed then).
+    """
+    from playhouse.migrate import migrate as apply
+    m = models
+    if isinstance(database, pw.SqliteDatabase):
+        _rebuild_sqlite_room_table(database)
+    else:
+        _add_columns(database, m.Room.kind, m.Room.topic)
+        apply(migrator.alter_column_type("room", "name_key", pw.CharField(max_length=80)))
+    _add_columns(database, m.User.bot, m.Token.kind, m.Membership.role, m.Membership.read_upto,
+                 m.Message.deleted)
+    apply(migrator.add_column("user", "rate_per_minute", m.User.rate_per_minute),
+          migrator.add_column("token", "name", m.Token.name),
+          migrator.add_column("token", "last_used_at", m.Token.last_used_at),
+          migrator.add_column("message", "edited_at", m.Message.edited_at),
+          migrator.add_column("message", "reply_to", m.Message.reply_to),
+          migrator.add_column("message", "mentions", m.Message.mentions),
+          migrator.add_column("message", "deleted_by_id", m.Message.deleted_by),
+          migrator.add_column("controlevent", "seq", m.ControlEvent.seq))
+    database.execute_sql(
+        'UPDATE "membership" SET "role" = \'owner\' WHERE EXISTS (SELECT 1 FROM "room" r '
+        'WHERE r."id" = "membership"."room_id" AND r."created_by_id" = "membership"."user_id")')
+    database.execute_sql(
+        'UPDATE "membership" SET "read_upto" = (SELECT r."last_seq" FROM "room" r '
+        'WHERE r."id" = "membership"."room_id")')
+    database.execute_sql('UPDATE "controlevent" SET "seq" = "id"')
+    m.ControlStream.create_table(safe=True)
+    last = m.ControlEvent.select(pw.fn.MAX(m.ControlEvent.id)).scalar() or 0
+    m.ControlStream.create(last=last)
+
+
+def _add_columns(database, *fields):
+    """NOT NULL columns with a schema DEFAULT, added as the model declares them
+    (playhouse's add_column would add them without the DEFAULT)."""
+    for field in fields:
+        ctx = database.get_sql_context()
+        ctx.sql(field.ddl(ctx))
+        database.execute_sql('ALTER TABLE "%s" ADD COLUMN %s'
+                             % (field.model._meta.table_name, ctx.query()[0]))
+
+
+def _rebuild_sqlite_room_table(database):
+    """SQLite cannot add AUTOINCREMENT to a table: make the new room table and
+    copy the rows, the way SQLite's documentation prescribes (foreign keys
+    are off for the whole migrate, see migrate(); references to "room" in
+    other tables are kept by renaming in legacy mode)."""
+    database.execute_sql("PRAGMA legacy_alter_table = ON")
+    try:
+        for index in ("room_name_key", "room_created_by_id"):
+            database.execute_sql('DROP INDEX IF EXISTS "%s"' % index)
+        database.execute_sql('ALTER TABLE "room" RENAME TO "room__v1"')
+        models.Room.create_table()
+        database.execute_sql(
+            'INSERT INTO "room" ("id", "name", "name_key", "created_by_id", "created_at", '
+            '"last_seq", "kind", "topic") SELECT "id", "name", "name_key", "created_by_id", '
+            '"created_at", "last_seq", \'public\', \'\' FROM "room__v1"')
+        database.execute_sql('DROP TABLE "room__v1"')
+    finally:
+        database.execute_sql("PRAGMA legacy_alter_table = OFF")

@@ -45,45 +45,87 @@ class BaseModel(pw.Model):
         database = proxy
 
 
+# Columns added after 0.1.0 that are NOT NULL carry a DEFAULT in the schema
+# itself (not only peewee's Python-side default): the hot path's hand-written
+# INSERTs name only the columns they set, and ALTER TABLE ADD COLUMN needs it.
+
+
+class RoomIdField(pw.AutoField):
+    """Room ids are never reused: AUTOINCREMENT on SQLite (whose plain rowid
+    would hand a deleted newest room's id to the next room); PostgreSQL's
+    serial sequence never goes back anyway."""
+
+    def ddl(self, ctx):
+        node = super().ddl(ctx)
+        if isinstance(proxy.obj, pw.SqliteDatabase):
+            node = pw.NodeList((node, pw.SQL("AUTOINCREMENT")))
+        return node
+
+
 class User(BaseModel):
     username = pw.CharField(max_length=32)
     username_key = pw.CharField(max_length=32, unique=True)  # lower-cased
     password_hash = pw.CharField(max_length=255, null=True)
     created_at = pw.BigIntegerField()
     disabled = pw.BooleanField(default=False)
+    bot = pw.BooleanField(default=False, constraints=[pw.SQL("DEFAULT FALSE")])
+    rate_per_minute = pw.IntegerField(null=True)  # a bot's own message rate; None: the users'
+
+
+NEVER = 2 ** 62  # expires_at of an access token without expiry (ms; far past any real time)
 
 
 class Token(BaseModel):
+    """Login tokens (kind 'login') and named access tokens for scripts ('access')."""
     token_hash = pw.CharField(max_length=64, unique=True)  # sha256 hex
     user = pw.ForeignKeyField(User, on_delete="CASCADE", index=True)
     created_at = pw.BigIntegerField()
     expires_at = pw.BigIntegerField(index=True)
+    kind = pw.CharField(max_length=8, default="login", constraints=[pw.SQL("DEFAULT 'login'")])
+    name = pw.CharField(max_length=64, null=True)
+    last_used_at = pw.BigIntegerField(null=True)
 
 
 class Room(BaseModel):
+    id = RoomIdField()
     name = pw.CharField(max_length=64)
-    name_key = pw.CharField(max_length=64, unique=True)  # case-folded
+    # case-folded name; a direct room's is "direct:<user pk>:<user pk>" (smaller
+    # first), so the unique index makes one direct room per pair, whoever asks.
+    name_key = pw.CharField(max_length=80, unique=True)
     created_by = pw.ForeignKeyField(User, null=True, on_delete="SET NULL")
     created_at = pw.BigIntegerField()
     last_seq = pw.BigIntegerField(default=0)
+    kind = pw.CharField(max_length=16, default="public",  # public, private, direct
+                        constraints=[pw.SQL("DEFAULT 'public'")])
+    topic = pw.TextField(default="", constraints=[pw.SQL("DEFAULT ''")])
 
 
 class Membership(BaseModel):
     user = pw.ForeignKeyField(User, on_delete="CASCADE")
     room = pw.ForeignKeyField(Room, on_delete="CASCADE", index=True)
     joined_at = pw.BigIntegerField()
+    role = pw.CharField(max_length=16, default="member",  # owner, moderator, member
+                        constraints=[pw.SQL("DEFAULT 'member'")])
+    read_upto = pw.BigIntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])  # largest seq read
 
     class Meta:
         indexes = ((("user", "room"), True),)
 
 
 class Message(BaseModel):
+    """A message is also the `new-message` entry of its room's log: its seq is its id."""
     room = pw.ForeignKeyField(Room, on_delete="CASCADE", index=False)
     seq = pw.BigIntegerField()
     sender = pw.ForeignKeyField(User, null=True, on_delete="SET NULL", index=False)
-    text = pw.TextField()
+    text = pw.TextField()  # the current text; '' once deleted
     created_at = pw.BigIntegerField()
     client_msg_id = pw.CharField(max_length=64, null=True)
+    edited_at = pw.BigIntegerField(null=True)
+    reply_to = pw.BigIntegerField(null=True)  # seq of a message in the same room
+    mentions = pw.TextField(null=True)  # JSON list of usernames as registered
+    deleted = pw.BooleanField(default=False, constraints=[pw.SQL("DEFAULT FALSE")])
+    deleted_by = pw.ForeignKeyField(User, null=True, on_delete="SET NULL", index=False,
+                                    column_name="deleted_by_id", backref="+")
 
     class Meta:
         # (room, seq) serves every history page and gap repair; the second
@@ -94,18 +136,83 @@ class Message(BaseModel):
         )
 
 
+class RoomEvent(BaseModel):
+    """Every sequenced change to a room other than a new message, in the room's
+    one sequence (seq shared with Message): edits, deletions, reactions,
+    membership, roles, name and topic."""
+    room = pw.ForeignKeyField(Room, on_delete="CASCADE", index=False)
+    seq = pw.BigIntegerField()
+    kind = pw.CharField(max_length=24)
+    actor = pw.ForeignKeyField(User, null=True, on_delete="SET NULL", index=False)
+    message_seq = pw.BigIntegerField(null=True)  # the message it is about
+    text = pw.TextField(null=True)  # message-edited: the new text (erased on delete)
+    data = pw.TextField(default="{}")  # JSON: the event's other fields
+    created_at = pw.BigIntegerField()
+
+    class Meta:
+        indexes = (
+            (("room", "seq"), True),
+            (("room", "message_seq"), False),
+        )
+
+
+class Reaction(BaseModel):
+    room = pw.ForeignKeyField(Room, on_delete="CASCADE", index=False)
+    message_seq = pw.BigIntegerField()
+    user = pw.ForeignKeyField(User, on_delete="CASCADE", index=False)
+    emoji = pw.CharField(max_length=64)
+    created_at = pw.BigIntegerField()
+
+    class Meta:
+        indexes = ((("room", "message_seq", "user", "emoji"), True),)
+
+
+class Mention(BaseModel):
+    """Who a live message mentions: the unread-mention counts read it by (user, room, seq)."""
+    user = pw.ForeignKeyField(User, on_delete="CASCADE", index=False)
+    room = pw.ForeignKeyField(Room, on_delete="CASCADE", index=False)
+    message_seq = pw.BigIntegerField()
+
+    class Meta:
+        indexes = ((("user", "room", "message_seq"), True),
+                   (("room", "message_seq"), False))
+
+
+class Ban(BaseModel):
+    room = pw.ForeignKeyField(Room, on_delete="CASCADE", index=False)
+    user = pw.ForeignKeyField(User, on_delete="CASCADE", index=False)
+    by = pw.ForeignKeyField(User, null=True, on_delete="SET NULL", index=False,
+                            column_name="by_id", backref="+")
+    reason = pw.TextField(default="")
+    created_at = pw.BigIntegerField()
+
+    class Meta:
+        indexes = ((("room", "user"), True),)
+
+
 class ControlEvent(BaseModel):
-    """Changes made by one process that every chatd must act on (see hub)."""
+    """Changes made by one process that every chatd must act on (see hub).
+
+    `seq` comes from ControlStream's one row, bumped in the writing
+    transaction: the row lock makes numbers commit in order, so a reader
+    that follows `seq > last` can never skip one (serial ids can commit out
+    of order on PostgreSQL)."""
     kind = pw.CharField(max_length=32)
     payload = pw.TextField()
     created_at = pw.BigIntegerField(index=True)
+    seq = pw.BigIntegerField(null=True, unique=True)
+
+
+class ControlStream(BaseModel):
+    last = pw.BigIntegerField(default=0)
 
 
 class SchemaVersion(BaseModel):
     version = pw.IntegerField()
 
 
-MODELS = [User, Token, Room, Membership, Message, ControlEvent, SchemaVersion]
+MODELS = [User, Token, Room, Membership, Message, RoomEvent, Reaction, Mention, Ban,
+          ControlEvent, ControlStream, SchemaVersion]
 
 
 def describe(url):

@@ -32,21 +32,23 @@ def last_seq(room_pk):
 
 
 def listing(message_counts=False):
-    """(pk, name, created_at, creator, member count, message count or None) of every room."""
+    """(pk, name, created_at, creator, member count, message count or None, kind, topic)
+    of every room."""
     members = (Membership.select(pw.fn.COUNT(Membership.id))
                .where(Membership.room == Room.id))
     messages = (Message.select(pw.fn.COUNT(Message.id)).where(Message.room == Room.id)
                 if message_counts else pw.Value(None))
     return list(Room.select(Room.id, Room.name, Room.created_at, User.username,
-                            members.alias("member_count"), messages.alias("message_count"))
+                            members.alias("member_count"), messages.alias("message_count"),
+                            Room.kind, Room.topic)
                 .join(User, pw.JOIN.LEFT_OUTER, on=(Room.created_by == User.id))
                 .order_by(Room.id).tuples())
 
 
 # -- memberships ----------------------------------------------------------------
-def add_member(user, room_pk, joined_at):
+def add_member(user, room_pk, joined_at, role="member"):
     """Membership; a second time changes nothing."""
-    (Membership.insert(user=user, room=room_pk, joined_at=joined_at)
+    (Membership.insert(user=user, room=room_pk, joined_at=joined_at, role=role)
      .on_conflict_ignore().execute())
 
 
@@ -60,7 +62,6 @@ def is_member(user, room_pk):
 
 
 def member_names(room_pk):
-    """The members' usernames, by name."""
-    names = (User.select(User.username).join(Membership)
-             .where(Membership.room == room_pk).order_by(User.username_key).tuples())
-    return [name for (name,) in names]
+    """(username, role) of the members, by name."""
+    return list(User.select(User.username, Membership.role).join(Membership)
+                .where(Membership.room == room_pk).order_by(User.username_key).tuples())
