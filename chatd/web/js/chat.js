@@ -125,6 +125,7 @@ export async function openRoom(roomId) {
 function showRoomView(room) {
   S.setOpenRoom(room.roomId);
   $('room-title').textContent = room.roomName;
+  $('message-input').placeholder = `Message #${room.roomName}`;
   $('leave-room-button').hidden = false;
   $('members-toggle').hidden = false;
   enableComposer(true);

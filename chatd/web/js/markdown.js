@@ -7,7 +7,7 @@
 // Apart from the fences and markers it removes, the text content of the
 // result is the message itself.
 
-import { MENTION_RE, mentionedName } from './mentions.js';
+import { MENTION_RE, mentionKey } from './mentions.js';
 
 const FENCE_RE = /```(?:[^\n`]*\n)?([\s\S]*?)```/g;
 
@@ -64,7 +64,7 @@ function appendInline(parent, text, username) {
       parent.append(href ? link(href, candidate) : candidate, rest);
     } else if (mention !== undefined) {
       const span = element('span', match[0]);
-      span.className = mentionedName(match) === (username || '').toLowerCase() ? 'mention me' : 'mention';
+      span.className = mentionKey(mention) === (username || '').toLowerCase() ? 'mention me' : 'mention';
       parent.append(span);
     }
   }

@@ -4,15 +4,16 @@
 
 export const MENTION_RE = /(?<![A-Za-z0-9_.-])@([A-Za-z0-9_.-]+)/g;
 
-export function mentionedName(match) {
-  return match[1].replace(/[.-]+$/, '').toLowerCase();
+// The name after an `@`, as compared: trailing `.`/`-` dropped, lower case.
+export function mentionKey(name) {
+  return name.replace(/[.-]+$/, '').toLowerCase();
 }
 
 export function mentions(text, username) {
   if (!username || typeof text !== 'string') return false;
   const wanted = username.toLowerCase();
   for (const match of text.matchAll(MENTION_RE)) {
-    if (mentionedName(match) === wanted) return true;
+    if (mentionKey(match[1]) === wanted) return true;
   }
   return false;
 }

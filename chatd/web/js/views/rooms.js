@@ -77,4 +77,8 @@ function renderTitle() {
   const total = totalUnread();
   const title = total ? `(${total}) ${BASE_TITLE}` : BASE_TITLE;
   if (document.title !== title) document.title = title;
+  // On a phone the list hides behind its button: the button carries the count.
+  const toggle = $('rooms-toggle');
+  toggle.dataset.unread = total ? String(total) : '';
+  toggle.classList.toggle('mentioned', [...state.rooms.values()].some((r) => r.mentioned));
 }
