@@ -183,7 +183,11 @@ def test_notification_permission_is_offered_once(chatd, pages):
 def test_session_survives_a_new_tab_and_a_reload_and_logout_ends_it(chatd, pages):
     register(chatd, "alice")
     first = pages()
+    sockets = []
+    first.on("websocket", lambda ws: sockets.append(ws.url))
     login(first, chatd, "alice")
+    # The token goes in the socket's first frame, never in its URL (logs).
+    assert sockets and not any("token" in url for url in sockets), sockets
 
     second = first.context.new_page()
     errors = []
