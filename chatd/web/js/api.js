@@ -5,11 +5,11 @@
 
 import { session } from './session.js';
 
-export const PAGE_SIZE = pageSizeFromUrl(); // ?pageSize=N (1–500), for tests
+const PAGE_SIZE = pageSizeFromUrl(); // ?pageSize=N (1–500), for tests
 
 let unauthorizedHandler = () => {};
 
-export class ApiError extends Error {
+class ApiError extends Error {
   constructor(status, code, message) {
     super(message);
     this.status = status;

@@ -136,7 +136,7 @@ export function countArrival(room, msg) {
   return mentioned;
 }
 
-export function markRead(room) {
+function markRead(room) {
   room.unread = 0;
   room.mentioned = false;
 }

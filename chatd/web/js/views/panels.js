@@ -8,7 +8,7 @@ import { $ } from '../dom.js';
 const PANELS = { rooms: 'sidebar', members: 'members-pane' };
 let openPanel = null;
 
-export function togglePanel(name) {
+function togglePanel(name) {
   if (openPanel === name) closePanels();
   else showPanel(name);
 }
