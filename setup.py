@@ -15,7 +15,7 @@ setup(
     description="A real-time chat server: bottle on gevent, WebSockets, peewee.",
     packages=find_packages(include=["chatd", "chatd.*", "admin_cli", "admin_cli.*",
                                    "chatd_client", "chatd_client.*"]),
-    package_data={"chatd": ["web/*"]},
+    package_data={"chatd": ["web/*", "web/js/*.js", "web/js/views/*.js"]},
     python_requires=">=3.11",
     install_requires=[line.strip() for line in open("requirements.txt")
                       if line.strip() and not line.startswith("#")],

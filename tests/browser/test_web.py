@@ -235,7 +235,9 @@ def test_scrollback_loads_three_pages(chatd, pages, browser):
     ids = seed_messages(browser, chatd, token, room_id, texts)
     assert ids == sorted(ids)
 
-    page = pages()
+    # Short enough that one page of 15 grouped one-line messages overflows
+    # the list: a list with no scrollbar fetches older pages by itself.
+    page = pages(viewport=(1100, 420))
     login(page, chatd, "alice", query="?pageSize=15")
     open_room(page, room_id)
     shown = page.locator("#messages .message")
@@ -383,17 +385,17 @@ def test_errors_are_readable_and_a_dead_token_returns_to_login(chatd, pages):
     # The tab's token is revoked elsewhere: chatd ends its socket, and the
     # page (told `unauthorized` then, or on its reconnect) goes back to the
     # login view with its socket stopped.
-    token = page.evaluate("() => sessionStorage.getItem('chatd.token')")
+    token = page.evaluate("() => localStorage.getItem('chatd.token')")
     r = requests.post(f"{chatd.url}/api/logout", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert r.status_code == 200, r.text
     expect(page.locator("#login-button")).to_be_visible()
     expect(page.locator("#connection-status")).to_have_text("offline")
     expect(error).to_contain_text("log in again")
-    assert page.evaluate("() => sessionStorage.getItem('chatd.token')") is None
+    assert page.evaluate("() => localStorage.getItem('chatd.token')") is None
 
     # A reload with a bad token in the tab's storage: GET /api/me answers
     # 401, and the page shows the login view.
-    page.evaluate("() => { sessionStorage.setItem('chatd.token', 'not-a-token'); sessionStorage.setItem('chatd.username', 'alice'); }")
+    page.evaluate("() => { localStorage.setItem('chatd.token', 'not-a-token'); localStorage.setItem('chatd.username', 'alice'); }")
     page.reload()
     expect(page.locator("#login-button")).to_be_visible()
     expect(page.locator("#connection-status")).to_have_text("offline")

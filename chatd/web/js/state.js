@@ -1,0 +1,263 @@
+// What the page knows, apart from the DOM: the rooms (with their cached
+// messages, members and unread counts), which one is open, and the outbox
+// of messages typed but not yet acknowledged.
+//
+// Unread counting lives here and only here (countArrival, markRead,
+// totalUnread): when the server keeps read markers (PROTOCOL.md section 8)
+// these become the place that takes its counts instead.
+
+import { mentions } from './mentions.js';
+
+const OUTBOX_KEY = 'chatd.outbox';     // per tab: survives a reload, not shared
+const LAST_ROOM_KEY = 'chatd.room';
+
+export const state = {
+  username: null,
+  rooms: new Map(),     // roomId -> room (see newRoom), in the server's list order
+  openRoomId: null,
+  outbox: loadOutbox(), // [{clientMsgId, roomId, message}], oldest first
+};
+
+function newRoom(roomId, roomName) {
+  return {
+    roomId,
+    roomName: roomName || roomId,
+    kind: 'public',
+    member: false,        // the user belongs to the room (GET /api/me)
+    joined: false,        // the server answered `joined` on the current socket
+    joinedWithoutSince: false,
+    loaded: false,        // the latest history page has been read
+    loading: false,
+    hasMore: false,       // older history exists beyond the cache
+    loadingOlder: false,
+    lastSeenId: null,     // largest message id seen: the `since` of a rejoin
+    messages: new Map(),  // id -> stored message; live ones are kept even before loading
+    members: new Map(),   // username -> online, as GET .../members said
+    online: new Set(),    // who is online, as the socket says while joined
+    typers: new Map(),    // username -> timer that clears "is typing"
+    unread: 0,
+    mentioned: false,
+  };
+}
+
+// ---------------------------------------------------------------- rooms
+
+export function openRoom() {
+  return state.rooms.get(state.openRoomId) || null;
+}
+
+export function roomById(roomId) {
+  return state.rooms.get(roomId) || null;
+}
+
+export function addRoom(roomId, roomName, member) {
+  let room = state.rooms.get(roomId);
+  if (!room) {
+    room = newRoom(roomId, roomName);
+    state.rooms.set(roomId, room);
+  }
+  if (roomName) room.roomName = roomName;
+  if (member) room.member = true;
+  return room;
+}
+
+// Merge GET /api/rooms and GET /api/me. Returns the rooms the user belongs
+// to that were not known as such before (to be joined on the socket).
+// Membership only grows here: an answer that left before the user created
+// or joined a room must not undo that; leaving and deletion are events.
+export function syncRooms(list, memberIds) {
+  const members = new Set(memberIds);
+  const listed = new Set(list.map((r) => r.roomId));
+  for (const room of [...state.rooms.values()]) {
+    if (!room.member && !listed.has(room.roomId) && !members.has(room.roomId)) removeRoom(room.roomId);
+  }
+  for (const r of list) {
+    const room = addRoom(r.roomId, r.roomName, false);
+    if (r.kind) room.kind = r.kind;
+  }
+  const fresh = [];
+  for (const roomId of members) {
+    const room = addRoom(roomId, null, false);
+    if (!room.member) fresh.push(room);
+    room.member = true;
+  }
+  return fresh;
+}
+
+export function removeRoom(roomId) {
+  const room = state.rooms.get(roomId);
+  if (!room) return;
+  room.typers.forEach((timer) => clearTimeout(timer));
+  state.rooms.delete(roomId);
+  dropOutboxFor(roomId);
+  if (state.openRoomId === roomId) setOpenRoom(null);
+}
+
+// The user left: the cache goes stale from now on, so it goes.
+export function forgetMembership(room) {
+  room.member = false;
+  room.joined = false;
+  room.loaded = false;
+  room.lastSeenId = null;
+  room.messages.clear();
+  room.unread = 0;
+  room.mentioned = false;
+  dropOutboxFor(room.roomId);
+}
+
+export function setOpenRoom(roomId) {
+  state.openRoomId = roomId;
+  if (roomId) localStorage.setItem(LAST_ROOM_KEY, roomId);
+  else localStorage.removeItem(LAST_ROOM_KEY);
+  const room = openRoom();
+  if (room) markRead(room);
+}
+
+export function lastOpenRoomId() {
+  return localStorage.getItem(LAST_ROOM_KEY);
+}
+
+export function memberRooms() {
+  return [...state.rooms.values()].filter((r) => r.member);
+}
+
+// ---------------------------------------------------------------- unread
+
+// A stored message arrived live (or by replay) in `room`. Counts it when
+// the room is not the open one and the message is someone else's.
+// Returns true when it mentions the user.
+export function countArrival(room, msg) {
+  if (msg.sender === state.username) return false;
+  const mentioned = mentions(msg.message, state.username);
+  if (room.roomId !== state.openRoomId) {
+    room.unread += 1;
+    if (mentioned) room.mentioned = true;
+  }
+  return mentioned;
+}
+
+function markRead(room) {
+  room.unread = 0;
+  room.mentioned = false;
+}
+
+export function totalUnread() {
+  let total = 0;
+  for (const room of state.rooms.values()) total += room.unread;
+  return total;
+}
+
+// ---------------------------------------------------------------- messages
+
+// Keep a stored message once. Returns false when it was already known.
+export function storeMessage(room, msg) {
+  if (room.lastSeenId === null || msg.id > room.lastSeenId) room.lastSeenId = msg.id;
+  if (room.messages.has(msg.id)) return false;
+  room.messages.set(msg.id, {
+    id: msg.id, sender: msg.sender, message: msg.message, timestamp: msg.timestamp,
+  });
+  return true;
+}
+
+// The first history page of a room. Live messages cached before it form a
+// contiguous run up to now, as does the page, so their union has no hole.
+export function storeFirstPage(room, page) {
+  const ids = page.messages.map((m) => m.id);
+  const liveOlder = ids.length > 0 && [...room.messages.keys()].some((id) => id < ids[0]);
+  page.messages.forEach((m) => storeMessage(room, m));
+  room.hasMore = pageHasMore(page) || liveOlder;
+  room.loaded = true;
+}
+
+export function oldestId(room) {
+  let oldest = null;
+  for (const id of room.messages.keys()) if (oldest === null || id < oldest) oldest = id;
+  return oldest;
+}
+
+export function sortedMessages(room) {
+  return [...room.messages.values()].sort((a, b) => a.id - b.id);
+}
+
+export function pageHasMore(page) {
+  return Boolean(page.hasMore);
+}
+
+// ---------------------------------------------------------------- members
+
+// Membership comes from HTTP, presence from the socket: while the room is
+// joined its events are the truth, whatever order the answers came in.
+export function setMembers(room, list) {
+  room.members = new Map(list.map((m) => [m.username, Boolean(m.online)]));
+}
+
+export function isOnline(room, username) {
+  return room.joined ? room.online.has(username) : Boolean(room.members.get(username));
+}
+
+export function setOnline(room, username, online) {
+  if (online) room.online.add(username);
+  else room.online.delete(username);
+  if (!room.members.has(username)) room.members.set(username, online); // a new member
+}
+
+// `joined.members` is who is online in the room right now.
+export function applyOnlineList(room, usernames) {
+  room.online = new Set(usernames);
+  for (const name of usernames) if (!room.members.has(name)) room.members.set(name, true);
+}
+
+// ---------------------------------------------------------------- outbox
+
+// Random id for clientMsgId. crypto.randomUUID exists only in secure
+// contexts, and chatd may well be served over plain http on a LAN.
+function newClientMsgId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return 'c-' + Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function loadOutbox() {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(OUTBOX_KEY) || '[]');
+    return Array.isArray(saved) ? saved : [];
+  } catch {
+    return [];
+  }
+}
+
+function saveOutbox() {
+  sessionStorage.setItem(OUTBOX_KEY, JSON.stringify(state.outbox));
+}
+
+export function queueMessage(roomId, message) {
+  const entry = { clientMsgId: newClientMsgId(), roomId, message };
+  state.outbox.push(entry);
+  saveOutbox();
+  return entry;
+}
+
+export function removeFromOutbox(clientMsgId) {
+  const before = state.outbox.length;
+  state.outbox = state.outbox.filter((m) => m.clientMsgId !== clientMsgId);
+  if (state.outbox.length !== before) saveOutbox();
+}
+
+export function outboxFor(roomId) {
+  return state.outbox.filter((m) => m.roomId === roomId);
+}
+
+function dropOutboxFor(roomId) {
+  state.outbox = state.outbox.filter((m) => m.roomId !== roomId);
+  saveOutbox();
+}
+
+// Logout or a dead session: forget everything the user had.
+export function resetState() {
+  for (const room of state.rooms.values()) room.typers.forEach((timer) => clearTimeout(timer));
+  state.username = null;
+  state.rooms.clear();
+  state.openRoomId = null;
+  state.outbox = [];
+  sessionStorage.removeItem(OUTBOX_KEY);
+  localStorage.removeItem(LAST_ROOM_KEY);
+}
