@@ -39,9 +39,17 @@ def history_item(row):
 
 
 def new_message(row):
-    """The new-message event (PROTOCOL section 3): a history item with its room."""
-    event = {"action": "new-message", "roomId": room_key(row[0])}
+    """The new-message event (PROTOCOL section 3): a history item with its room and seq."""
+    event = {"action": "new-message", "roomId": room_key(row[0]), "seq": row[1]}
     event.update(history_item(row))
+    return event
+
+
+def change(kind, room_pk, seq, created_at, **fields):
+    """Any other sequenced event of a room's log (message-edited, member-added ...):
+    roomId, seq and timestamp, then the event's own fields."""
+    event = {"action": kind, "roomId": room_key(room_pk), "seq": seq, "timestamp": iso(created_at)}
+    event.update(fields)
     return event
 
 

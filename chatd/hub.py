@@ -1,14 +1,18 @@
 """Live delivery on this process: rooms -> sessions, presence, ordered fan-out.
 
-Every new-message event passes a per-room sequencer: message ids are dense
-per room, so the hub delivers id L+1 after L and never twice. An id that
+Every sequenced event (a new message and every other change in a room's
+log) passes a per-room sequencer on its `seq`: seqs are dense per room, so
+the hub delivers L+1 after L and never twice. An id that
 arrives early (another process published first, or the broker lost some
 events) waits briefly, then the missing ids are read from the database.
 The same rule makes local and remote delivery idempotent, so a message is
 delivered locally at once and published for the other processes after.
 
-Sessions are duck-typed: `username`, `push(room_pk, seq, frame)` and
-`end(code, reason)`.
+Per-user events (read markers, a room added or removed) go to every
+session of a user on this process and are published for the others.
+
+Sessions are duck-typed: `username`, `push(room_pk, seq, frame)` (room_pk
+None for a per-user event) and `end(code, reason)`.
 """
 import collections
 import json
@@ -17,6 +21,7 @@ import logging
 import gevent
 
 from . import events, wsproto
+from .keys import user_key
 
 log = logging.getLogger("chatd.hub")
 REPAIR_GRACE = 0.05  # seconds an early id waits for the ones before it
@@ -50,14 +55,18 @@ class Hub:
         self.fetch_events = fetch_events
         self.room_last_seq = room_last_seq
         self.rooms = {}
+        self.users = collections.defaultdict(set)  # user key -> authenticated sessions here
         self.stats = stats
 
     # -- messages -------------------------------------------------------------
     def message_stored(self, row):
         """A message this process committed (a MessageRow): deliver here, then tell the others."""
-        event = events.new_message(row)
-        self._sequenced(row.room_pk, row.seq, event)
-        self.broker.publish({"kind": "message", "room": row.room_pk, "event": event})
+        self.event_stored(row.room_pk, events.new_message(row))
+
+    def event_stored(self, room_pk, event):
+        """Any sequenced event this process committed: deliver here, then tell the others."""
+        self._sequenced(room_pk, event["seq"], event)
+        self.broker.publish({"kind": "event", "room": room_pk, "event": event})
 
     def _sequenced(self, room_pk, seq, event, frame=None):
         room = self.rooms.get(room_pk)
@@ -94,7 +103,7 @@ class Hub:
                     continue
                 events = self.fetch_events(room_pk, room.last_seq, first_waiting - 1)
                 for event in events:
-                    self._sequenced(room_pk, event["id"], event)
+                    self._sequenced(room_pk, event["seq"], event)
                 if not events and room.last_seq < first_waiting - 1:
                     # The missing ids are gone (purged with the room's history). Only
                     # those: ids that arrived early while we read are not skipped.
@@ -115,7 +124,7 @@ class Hub:
         while self.rooms.get(room_pk) is room and room.last_seq != seen:
             seen = room.last_seq  # fetch_events returns a page: go on until one adds nothing
             for event in self.fetch_events(room_pk, seen, None):
-                self._sequenced(room_pk, event["id"], event)
+                self._sequenced(room_pk, event["seq"], event)
 
     def _catch_up_new(self, room_pk, room):
         try:
@@ -140,9 +149,11 @@ class Hub:
     def on_remote(self, message):
         """An event published by another process."""
         kind = message.get("kind")
-        if kind == "message":
+        if kind == "event":
             event = message["event"]
-            self._sequenced(message["room"], event["id"], event)
+            self._sequenced(message["room"], event["seq"], event)
+        elif kind == "user":
+            self._to_local_user(message["user"], encode(message["event"]))
         elif kind == "room":
             self._local(message["room"], encode(message["event"]), message.get("exclude"))
         elif kind == "resync":
@@ -150,6 +161,29 @@ class Hub:
         elif kind == "presence-expired":  # the broker reaped a dead process's user
             self._local(message["room"], encode(events.presence(
                 "user-left", message["room"], message["username"])), message["username"])
+
+    # -- per-user events -------------------------------------------------------
+    def add_user_session(self, session):
+        """An authenticated session: it gets its user's per-user events from now on."""
+        self.users[user_key(session.username)].add(session)
+
+    def remove_user_session(self, session):
+        key = user_key(session.username)
+        sessions = self.users.get(key)
+        if sessions is not None:
+            sessions.discard(session)
+            if not sessions:
+                del self.users[key]
+
+    def to_user(self, username, event):
+        """A per-user event to every session of the user, on every process."""
+        key = user_key(username)
+        self._to_local_user(key, encode(event))
+        self.broker.publish({"kind": "user", "user": key, "event": event})
+
+    def _to_local_user(self, key, frame):
+        for session in tuple(self.users.get(key, ())):
+            session.push(None, None, frame)
 
     # -- subscriptions and presence -------------------------------------------
     def subscribe(self, session, room_pk):

@@ -66,7 +66,8 @@ def build_service(settings):
     metrics = Metrics(lambda: len(sessions), lambda: hub.room_count())
     hub = Hub(broker, ops.messages.messages_since, ops.messages.room_last_seq, stats=metrics)
     writer = GroupCommit(on_stored=metrics.timed(hub.message_stored))
-    chat = ops.Chat(settings, auth.Passwords(settings.auth.hash_threads), broker, writer)
+    chat = ops.Chat(settings, auth.Passwords(settings.auth.hash_threads), broker, writer,
+                    announce=hub.event_stored, to_user=hub.to_user)
     broker.start(hub.on_remote)
     return SimpleNamespace(settings=settings, chat=chat, hub=hub, broker=broker,
                            sessions=sessions, metrics=metrics)

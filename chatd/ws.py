@@ -46,6 +46,9 @@ class Session:
 
     # -- delivery (called by the hub) -----------------------------------------
     def push(self, room_pk, seq, frame):
+        if room_pk is None:  # a per-user event
+            self.conn.send(frame)
+            return
         cursor = self.rooms.get(room_pk)
         if cursor is None:
             return
@@ -75,6 +78,7 @@ class Session:
         self.user = chat.authenticate(token)
         self.username = self.user.username
         self.token_hash = token_hash(token)
+        self.service.hub.add_user_session(self)
 
     # -- the read loop --------------------------------------------------------
     def run(self, upgrade_token):
@@ -164,7 +168,7 @@ class Session:
             if not events:
                 break
             self.conn.send(b"".join(encode(event) for event in events[:REPLAY_BATCH]))
-            after = events[min(len(events), REPLAY_BATCH) - 1]["id"]
+            after = events[min(len(events), REPLAY_BATCH) - 1]["seq"]
             self.conn.wait_drained()
 
     def do_send_message(self, body):
@@ -209,6 +213,8 @@ class Session:
         for room_pk in list(self.rooms):
             self.service.hub.unsubscribe(self, room_pk)
         self.rooms.clear()
+        if self.username is not None:
+            self.service.hub.remove_user_session(self)
 
     def room_deleted(self, room_pk):
         if self.rooms.pop(room_pk, None) is not None:

@@ -20,12 +20,20 @@ from . import accounts, control, messages, rooms
 
 
 class Chat:
-    def __init__(self, settings, passwords, broker, writer=None):
-        """writer: the storage.commit.GroupCommit; None in chat-admin, which posts nothing."""
+    def __init__(self, settings, passwords, broker, writer=None, announce=None, to_user=None):
+        """writer: the storage.commit.GroupCommit; None in chat-admin, which posts nothing.
+
+        announce(room_pk, event): a sequenced event this process committed, for
+        live delivery (the hub's event_stored); to_user(username, event): a
+        per-user event (the hub's to_user). None in chat-admin, whose changes
+        reach running chatd processes as control events.
+        """
         self.settings = settings
         self.passwords = passwords
         self.broker = broker
         self.writer = writer
+        self.announce = announce
+        self.to_user = to_user
 
     # accounts
     register = accounts.register

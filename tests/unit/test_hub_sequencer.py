@@ -114,14 +114,14 @@ def test_messages_in_order_are_delivered_at_once_and_published(timers):
     for seq in (1, 2, 3):
         hub.message_stored(row(seq))
     assert session.seqs() == [1, 2, 3]
-    assert [e["event"]["id"] for e in hub.broker.published if e["kind"] == "message"] == [1, 2, 3]
+    assert [e["event"]["id"] for e in hub.broker.published if e["kind"] == "event"] == [1, 2, 3]
     assert session.received[0][1] == events.new_message(row(1))
 
 
 def test_an_early_id_waits_then_the_gap_is_read_from_the_database(timers):
     hub, session, database = live_room(timers)
     database.seqs.update({1, 2, 3})
-    hub.on_remote({"kind": "message", "room": ROOM, "event": events.new_message(row(3))})
+    hub.on_remote({"kind": "event", "room": ROOM, "event": events.new_message(row(3))})
     assert session.seqs() == []  # 3 waits for 1 and 2
     timers.run()  # the grace has passed: repair
     assert session.seqs() == [1, 2, 3]
@@ -130,7 +130,7 @@ def test_an_early_id_waits_then_the_gap_is_read_from_the_database(timers):
 
 def test_an_id_that_fills_the_gap_in_time_needs_no_database(timers):
     hub, session, database = live_room(timers)
-    hub.on_remote({"kind": "message", "room": ROOM, "event": events.new_message(row(2))})
+    hub.on_remote({"kind": "event", "room": ROOM, "event": events.new_message(row(2))})
     hub.message_stored(row(1))
     assert session.seqs() == [1, 2]
     fetches = len(database.fetches)
@@ -141,16 +141,16 @@ def test_an_id_that_fills_the_gap_in_time_needs_no_database(timers):
 def test_duplicates_are_dropped(timers):
     hub, session, _ = live_room(timers)
     hub.message_stored(row(1))
-    hub.on_remote({"kind": "message", "room": ROOM, "event": events.new_message(row(1))})
+    hub.on_remote({"kind": "event", "room": ROOM, "event": events.new_message(row(1))})
     hub.message_stored(row(1))
     hub.message_stored(row(2))
-    hub.on_remote({"kind": "message", "room": ROOM, "event": events.new_message(row(2))})
+    hub.on_remote({"kind": "event", "room": ROOM, "event": events.new_message(row(2))})
     assert session.seqs() == [1, 2]
 
 
 def test_a_purged_gap_is_skipped(timers):
     hub, session, database = live_room(timers)
-    hub.on_remote({"kind": "message", "room": ROOM, "event": events.new_message(row(5))})
+    hub.on_remote({"kind": "event", "room": ROOM, "event": events.new_message(row(5))})
     timers.run()  # 1-4 are not in the database: purged
     assert session.seqs() == [5]
     hub.message_stored(row(6))

@@ -15,8 +15,9 @@ def test_history_item_and_new_message_come_from_the_same_row():
     item = {"id": 3, "sender": "alice", "message": "hi", "timestamp": "2024-12-10T12:00:00.123Z",
             "clientMsgId": "c-1"}
     assert events.history_item(ROW) == item
-    assert events.new_message(ROW) == dict({"action": "new-message", "roomId": "room_12"}, **item)
-    assert list(events.new_message(ROW)) == ["action", "roomId", "id", "sender", "message",
+    assert events.new_message(ROW) == dict({"action": "new-message", "roomId": "room_12",
+                                            "seq": 3}, **item)
+    assert list(events.new_message(ROW)) == ["action", "roomId", "seq", "id", "sender", "message",
                                              "timestamp", "clientMsgId"]
 
 
