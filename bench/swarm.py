@@ -94,7 +94,7 @@ class Client(asyncio.Protocol):
             if w.relogin_left > 0:     # the login storm: this one must log in again
                 w.relogin_left -= 1
                 self.relogin = True
-        w.loop.call_later(self.backoff(), lambda: w.loop.create_task(self.connect()))
+        w.loop.call_later(self.backoff(), w.spawn, self.connect())
 
     def data_received(self, data):
         buf = self.buf + data if self.buf else data
@@ -178,6 +178,14 @@ class Worker:
         self.open = self.joins = self.refused = self.connect_errors = 0
         self.relogin_left = 0
         self.login_ms = []
+        self.tasks = set()
+
+    def spawn(self, coro):
+        # The loop keeps only weak references to tasks: a reconnect waiting in
+        # create_connection would be garbage-collected (and never finish).
+        task = self.loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def login(self, index):
         """POST /api/login on a raw stream: (part of) the login storm."""
