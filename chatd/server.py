@@ -19,7 +19,7 @@ import gevent.event  # noqa: E402
 from gevent.pool import Pool  # noqa: E402
 from gevent.pywsgi import WSGIServer  # noqa: E402
 
-from . import auth, broker as brokers, config, http_api, models, ops, ws, wsproto  # noqa: E402
+from . import auth, broker as brokers, config, fdlimit, http_api, models, ops, ws, wsproto  # noqa: E402
 from .hub import Hub  # noqa: E402
 from .metrics import Metrics  # noqa: E402
 
@@ -112,6 +112,7 @@ def serve(settings):
     server = WSGIServer((settings.server.host, settings.server.port), app,
                         handler_class=wsproto.Handler, log=None, error_log=None,
                         spawn=Pool(settings.server.max_connections))
+    fdlimit.AcceptGuard(server, service.metrics.registry, log)
     server.ws_gate = ws_gate(settings, service.metrics)
     server.ws_app = lambda handler: ws.serve(service, handler)
     server.start()
@@ -177,6 +178,7 @@ def main(argv=None):
         return 2
     logging.basicConfig(level=settings.log.level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    fdlimit.raise_nofile(log)
     try:
         serve(settings)
     except (OSError, ValueError, RuntimeError) as exc:
