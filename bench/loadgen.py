@@ -135,9 +135,12 @@ def authenticate(args, host, port):
     base = f"http://{host}:{port}"
     run = args.run_id
     from concurrent.futures import ThreadPoolExecutor
-    names = [f"b{run}_{i}" for i in range(args.rooms * args.members)]
+    conns = args.rooms * args.members
+    users = min(conns, args.users) if args.users else conns
+    names = [f"b{run}_{i}" for i in range(users)]
     with ThreadPoolExecutor(args.auth_threads) as pool:
         tokens = list(pool.map(lambda n: login_user(base, n, PASSWORD), names))
+    tokens = [tokens[i % users] for i in range(conns)]
     room_ids = [create_room(base, tokens[r * args.members], f"bench {run} room {r + 1}")
                 for r in range(args.rooms)]
     return tokens, room_ids
@@ -435,6 +438,9 @@ def main(argv=None):
     ap.add_argument("--run-id", default=str(int(time.time()) % 1000000),
                     help="chatd: suffix of usernames and room names")
     ap.add_argument("--auth-threads", type=int, default=4)
+    ap.add_argument("--users", type=int, default=0,
+                    help="chatd: connections share this many users (0: one user each); "
+                         "registering 10,000 users costs minutes of password hashing")
     ap.add_argument("--server-pid", type=int,
                     help="report this process's CPU use per step (from /proc)")
     ap.add_argument("--read-pause-ms", type=float, default=0.0,

@@ -23,7 +23,7 @@ from gevent.pywsgi import WSGIServer  # noqa: E402
 
 import peewee as pw  # noqa: E402
 
-from . import __version__, auth, brokers, config, errors, http_api, logs, logsafe, ops, ws, wsproto  # noqa: E402,E501
+from . import __version__, auth, brokers, config, errors, fdlimit, http_api, logs, logsafe, ops, ws, wsproto  # noqa: E402,E501
 from .storage import migrations, models  # noqa: E402
 from .storage.commit import GroupCommit  # noqa: E402
 from .hub import Hub  # noqa: E402
@@ -163,9 +163,11 @@ def serve(settings):
     service = build_service(settings)
     app = http_api.RequestLog(http_api.build(service), settings.server.trusted_proxies,
                               service.metrics.http_request)
+    fdlimit.raise_nofile(log)  # after the database opened: a failure there is one line
     server = WSGIServer((settings.server.host, settings.server.port), app,
                         handler_class=wsproto.Handler, log=None, error_log=None,
                         spawn=Pool(settings.server.max_connections))
+    fdlimit.AcceptGuard(server, service.metrics.registry, log)
     server.ws_gate = ws_gate(settings, service.metrics)
     server.ws_app = lambda handler: ws.serve(service, handler)
     server.header_timeout = settings.server.header_timeout

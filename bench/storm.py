@@ -1,0 +1,228 @@
+"""Reconnect storm (issue 18): N clients in R rooms, messages flowing, chatd restarted.
+
+Starts chatd (pinned to core 0, SQLite) on a fixed port, connects --clients
+WebSocket clients (several worker processes on the other core, source
+addresses 127.0.0.2-9) into --rooms rooms, one sender per room sending
+--rate messages a second. Then, per mode (term: SIGTERM; kill: SIGKILL), it
+stops chatd, starts it again on the same port and database, and waits until
+every client is live again: reconnected with jittered backoff, rejoined with
+`since`, replay received, a message sent after its drop received. It reports
+the time from the signal (and from the new process listening) to the last
+client live, gaps and duplicates counted per client (seqs must be
+consecutive), chatd's peak resident memory (VmHWM of the new process), and
+with --relogin K, K clients log in again (argon2) before reconnecting.
+
+    bench/.venv/bin/python bench/storm.py --clients 2000 --rooms 20          # small
+    bench/.venv/bin/python bench/storm.py --clients 20000 --rooms 200 --relogin 2000
+"""
+import argparse
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import swarm
+from run_fanout import CHATD_ENV, CHATD_PY, REPO, chatd_available
+from wsclient import create_room, login_user
+
+PASSWORD = "bench-password-1"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_chatd(port, db, log_path, core, env):
+    log = open(log_path, "a")
+    proc = subprocess.Popen(["taskset", "-c", str(core), CHATD_PY, "-m", "chatd", "--port", str(port),
+                             "--database", "sqlite:///" + db],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                            env={**os.environ, **CHATD_ENV, **env})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return proc
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.02)
+    raise RuntimeError("chatd did not start; see " + log_path)
+
+
+def status(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def setup(base, args):
+    users = max(1, args.clients // args.per_user)
+    names = [f"st{args.run_id}_{k}" for k in range(users)]
+    with ThreadPoolExecutor(4) as pool:
+        tokens = list(pool.map(lambda n: login_user(base, n, PASSWORD), names))
+    rooms = [create_room(base, tokens[r % users], f"storm {args.run_id} {r}") for r in range(args.rooms)]
+    return names, tokens, rooms
+
+
+def worker_configs(port, names, tokens, rooms, args):
+    users, cfgs = len(names), []
+    for w in range(args.workers):
+        idx = list(range(w, args.clients, args.workers))
+        cfgs.append({"host": "127.0.0.1", "port": port, "password": PASSWORD,
+                     "tokens": [tokens[i % users] for i in idx],
+                     "usernames": [names[i % users] for i in idx],
+                     "rooms": [rooms[i % len(rooms)] for i in idx],
+                     "senders": {j for j, i in enumerate(idx) if i < len(rooms)},
+                     "rate": args.rate})
+    return cfgs
+
+
+def pin_workers(workers, core):
+    for proc, _pipe in workers:
+        os.sched_setaffinity(proc.pid, {core})
+
+
+def storm(mode, state, workers, args):
+    """One restart; returns its figures."""
+    proc = state["proc"]
+    if args.relogin:
+        per = [args.relogin // len(workers) + (k < args.relogin % len(workers))
+               for k in range(len(workers))]
+        for (wproc, pipe), n in zip(workers, per):
+            pipe.send({"relogin": n})
+            pipe.recv()
+    before = swarm.ask(workers)
+    t_signal = swarm.now_us()
+    proc.send_signal(signal.SIGTERM if mode == "term" else signal.SIGKILL)
+    proc.wait(60)
+    t_down = swarm.now_us()
+    proc = state["proc"] = start_chatd(state["port"], state["db"], state["log"], args.server_core, state["env"])
+    t_up = swarm.now_us()
+    deadline = time.monotonic() + args.timeout
+    while True:
+        time.sleep(0.5)
+        reps = swarm.ask(workers)
+        if swarm.total(reps, "down_not_live") == 0 and swarm.total(reps, "open") == args.clients:
+            break
+        if time.monotonic() > deadline:
+            break
+    last_live = max((r["live_last_us"] or 0) for r in reps)
+    logins = sorted(ms for r in reps for ms in r["login_ms"])
+    return {
+        "mode": mode,
+        "all_live": swarm.total(reps, "down_not_live") == 0,
+        "not_live": swarm.total(reps, "down_not_live"),
+        "stop_s": (t_down - t_signal) / 1e6,
+        "start_s": (t_up - t_down) / 1e6,
+        "live_s": (last_live - t_signal) / 1e6 if last_live else None,
+        "live_after_up_s": (last_live - t_up) / 1e6 if last_live else None,
+        "gaps": swarm.total(reps, "gaps") - swarm.total(before, "gaps"),
+        "dups": swarm.total(reps, "dups") - swarm.total(before, "dups"),
+        "clients_with_gaps": swarm.total(reps, "clients_with_gaps"),
+        "clients_with_dups": swarm.total(reps, "clients_with_dups"),
+        "received": swarm.total(reps, "received") - swarm.total(before, "received"),
+        "connect_errors": swarm.total(reps, "connect_errors") - swarm.total(before, "connect_errors"),
+        "refused": swarm.total(reps, "refused") - swarm.total(before, "refused"),
+        "peak_rss_mib": status(proc.pid, "VmHWM") / 1024,
+        "logins": len(logins),
+        "login_p50_ms": pct(logins, 0.5), "login_p99_ms": pct(logins, 0.99),
+    }
+
+
+def pct(sorted_ms, q):
+    return sorted_ms[min(len(sorted_ms) - 1, int(q * len(sorted_ms)))] if sorted_ms else None
+
+
+def fmt(v, spec=".1f"):
+    return "-" if v is None else format(v, spec)
+
+
+def print_table(rows, args):
+    print(f"\nreconnect storm: {args.clients} clients, {args.rooms} rooms, "
+          f"{args.rate:g} msg/s per room, relogin {args.relogin}; "
+          f"{os.cpu_count()} cpus, {platform.python_version()}, chatd on core {args.server_core}")
+    print(f"{'mode':<5} {'stop s':>6} {'start s':>7} {'live s':>7} {'after up':>8} {'all live':>8} "
+          f"{'gaps':>5} {'dups':>5} {'replayed+live':>13} {'peak RSS MiB':>12} "
+          f"{'logins':>6} {'login p50/p99 ms':>17}")
+    for r in rows:
+        print(f"{r['mode']:<5} {r['stop_s']:>6.2f} {r['start_s']:>7.2f} {fmt(r['live_s'], '.2f'):>7} "
+              f"{fmt(r['live_after_up_s'], '.2f'):>8} {'yes' if r['all_live'] else 'NO ' + str(r['not_live']):>8} "
+              f"{r['gaps']:>5} {r['dups']:>5} {r['received']:>13} {r['peak_rss_mib']:>12.0f} "
+              f"{r['logins']:>6} {fmt(r['login_p50_ms'], '.0f') + '/' + fmt(r['login_p99_ms'], '.0f'):>17}")
+    print("(live s: from the signal to the last client live again with every message; "
+          "gaps/dups: summed over clients, seqs checked one by one)")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clients", type=int, default=2000)
+    ap.add_argument("--rooms", type=int, default=20)
+    ap.add_argument("--per-user", type=int, default=10, help="connections per user")
+    ap.add_argument("--rate", type=float, default=2.0, help="messages a second per room")
+    ap.add_argument("--workers", type=int, default=2, help="client processes")
+    ap.add_argument("--modes", default="term,kill")
+    ap.add_argument("--relogin", type=int, default=0, help="clients that log in again before reconnecting")
+    ap.add_argument("--warm", type=float, default=3.0, help="seconds of traffic before each restart")
+    ap.add_argument("--timeout", type=float, default=120.0)
+    ap.add_argument("--server-core", type=int, default=0)
+    ap.add_argument("--client-core", type=int, default=1)
+    ap.add_argument("--run-id", default=str(int(time.time()) % 1000000))
+    args = ap.parse_args()
+    if not chatd_available():
+        print(f"chatd is not importable from {CHATD_PY}: skipped")
+        return 1
+    swarm.raise_nofile(args.clients * 2)
+    env = {"CHATD_SERVER_MAX_CONNECTIONS": str(args.clients + 10000),
+           "CHATD_LOG_LEVEL": "warning"}
+    with tempfile.TemporaryDirectory(prefix="bench-storm-") as tmp:
+        state = {"port": free_port(), "db": os.path.join(tmp, "storm.db"),
+                 "log": os.path.join(tmp, "chatd.log"), "env": env}
+        state["proc"] = start_chatd(state["port"], state["db"], state["log"], args.server_core, env)
+        workers = []
+        try:
+            names, tokens, rooms = setup(f"http://127.0.0.1:{state['port']}", args)
+            t0 = time.monotonic()
+            workers = swarm.start_workers(worker_configs(state["port"], names, tokens, rooms, args))
+            pin_workers(workers, args.client_core)
+            for _proc, pipe in workers:
+                if not pipe.poll(args.timeout * 5):
+                    raise RuntimeError("workers did not connect")
+                pipe.recv()
+            print(f"{args.clients} clients connected and joined in {time.monotonic() - t0:.1f} s",
+                  file=sys.stderr, flush=True)
+            rows = []
+            for mode in args.modes.split(","):
+                time.sleep(args.warm)
+                rows.append(storm(mode, state, workers, args))
+                print(rows[-1], file=sys.stderr, flush=True)
+            print_table(rows, args)
+        finally:
+            if workers:
+                try:
+                    swarm.ask(workers, {"stop": True}, timeout=10)
+                except (TimeoutError, OSError, EOFError):
+                    pass
+                for wproc, _pipe in workers:
+                    wproc.join(5)
+                    if wproc.is_alive():
+                        wproc.kill()
+            state["proc"].send_signal(signal.SIGTERM)
+            try:
+                state["proc"].wait(20)
+            except subprocess.TimeoutExpired:
+                state["proc"].kill()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
