@@ -1,7 +1,7 @@
 import pytest
 
 import services
-from helpers import Chatd, Client
+from helpers import GENEROUS, Chatd, Client
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -14,8 +14,6 @@ def database_url(request, tmp_path_factory):
         yield url
 
 
-# Functional tests send hundreds of messages; the limits have tests of their own.
-GENEROUS = {"CHATD_LIMITS_MESSAGES_PER_MINUTE": "1000000", "CHATD_LIMITS_MESSAGE_BURST": "100000"}
 
 
 @pytest.fixture(scope="module")

@@ -89,14 +89,47 @@ class Chatd:
         return self.start()
 
 
-def wait_for(condition, timeout, step=0.05):
-    """Poll `condition` until it holds (True) or `timeout` seconds pass (False)."""
+def wait_for(condition, timeout=20, what=None, step=0.05):
+    """Poll `condition` until it holds; fail the test, naming `what`, after `timeout` s.
+
+    The one way tests wait for something to happen (never a bare sleep). It
+    returns True so that `assert wait_for(...)` reads naturally.
+    """
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            return False
+            raise AssertionError("timed out after %gs waiting for %s"
+                                 % (timeout, what or getattr(condition, "__name__", "a condition")))
         time.sleep(step)
     return True
+
+
+# Functional tests send hundreds of messages; the limits have tests of their own.
+GENEROUS = {"CHATD_LIMITS_MESSAGES_PER_MINUTE": "1000000", "CHATD_LIMITS_MESSAGE_BURST": "100000"}
+
+
+def assert_error(response, status, code, field=None):
+    """An HTTP answer with the JSON error shape, that status and code (naming `field`)."""
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert body["status"] == "error" and body["error"] == code, body
+    assert isinstance(body["message"], str) and body["message"], body
+    if field:
+        assert "'%s'" % field in body["message"], body
+    return body
+
+
+def history(user, room):
+    """Every stored message of the room, oldest first, page by page."""
+    stored, more = [], True
+    while more:
+        after = stored[-1]["id"] if stored else 0
+        r = user.get("/api/chat-history/%s?limit=500&after=%d" % (room, after))
+        assert r.status_code == 200, r.text
+        stored += r.json()["messages"]
+        more = r.json()["hasMore"]
+    return stored
 
 
 def unique(prefix="u"):

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from admin_tool import chat_admin, failed, ok
-from conftest import GENEROUS
+from helpers import GENEROUS
 from helpers import Chatd, Client, unique
 
 

@@ -7,20 +7,12 @@ import time
 import pytest
 import requests
 
-from helpers import Chatd, Client, unique, wait_for
+from helpers import Chatd, Client, assert_error, unique, wait_for
 from rawws import http_head
 
 UNSTORABLE = ["\\ud800abc", "abc\\udfff", "a\\u0000b"]  # as JSON escapes: raw they are invalid
 
 
-def assert_error(response, status, code, field=None):
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert body["status"] == "error" and body["error"] == code and body["message"]
-    if field:
-        assert "'%s'" % field in body["message"], body
-    return body
 
 
 def post_raw(server, path, text, token=None):

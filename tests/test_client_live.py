@@ -3,7 +3,7 @@ twice, every message sent through it stored once."""
 import pytest
 
 from chatd_client import Backoff, Client
-from conftest import GENEROUS
+from helpers import GENEROUS
 from helpers import Chatd, Client as User, unique, wait_for
 
 

@@ -13,7 +13,7 @@ import requests
 import websocket
 
 import services
-from helpers import Chatd, Client, Closed, Socket, unique
+from helpers import Chatd, Client, Closed, Socket, history, unique, wait_for
 
 BURST = 200  # messages a user may send at once (per minute: 60, one a second)
 POOL = 4  # PostgreSQL connections per process: small, so the tests press on the pool
@@ -60,19 +60,11 @@ def running(cluster, redis_server):
         if proc.proc.poll() is not None:
             proc.start()
     for proc in cluster:
-        wait_for(lambda: health(proc).get("broker") == "ok", "broker ok on %s" % proc.url)
+        wait_for(lambda: health(proc).get("broker") == "ok", what="broker ok on %s" % proc.url)
     return cluster
 
 
 # -- helpers ------------------------------------------------------------------
-
-def wait_for(condition, what, timeout=20):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.05)
-
 
 def health(proc):
     try:
@@ -103,16 +95,6 @@ def messages(sock, room, count, timeout=60):
     return got
 
 
-def history(user, room):
-    """Every stored message of the room, oldest first, page by page."""
-    stored, more = [], True
-    while more:
-        after = stored[-1]["id"] if stored else 0
-        r = user.get("/api/chat-history/%s?limit=500&after=%d" % (room, after))
-        assert r.status_code == 200, r.text
-        stored += r.json()["messages"]
-        more = r.json()["hasMore"]
-    return stored
 
 
 def in_order_once(events, first_id, count):
@@ -219,7 +201,7 @@ def test_presence_is_once_per_user_across_processes(running):
     assert online(observer, room, roamer.username)
     on_a.close()
     on_b.close()
-    wait_for(lambda: not online(observer, room, roamer.username), "the roamer to go offline")
+    wait_for(lambda: not online(observer, room, roamer.username), what="the roamer to go offline")
     events = settle(room, obs, markers)
     assert [e["action"] for e in events if e.get("username") == roamer.username] == \
         ["user-joined", "user-left"]
@@ -348,18 +330,18 @@ def test_redis_outage_under_traffic_loses_nothing(running, redis_server, outage)
     thread = threading.Thread(target=traffic)
     thread.start()
     try:
-        wait_for(lambda: len(sent) > 30, "traffic before the restart")
+        wait_for(lambda: len(sent) > 30, what="traffic before the restart")
         away(redis_server)
         for proc in running:
-            wait_for(lambda: health(proc).get("broker") == "down", "broker down")
+            wait_for(lambda: health(proc).get("broker") == "down", what="broker down")
             assert health(proc)["code"] == 200 and health(proc)["database"] == "ok"
         during = len(sent)
-        wait_for(lambda: len(sent) > during + 30, "traffic while Redis is down")
+        wait_for(lambda: len(sent) > during + 30, what="traffic while Redis is down")
         back(redis_server)
         for proc in running:
-            wait_for(lambda: health(proc).get("broker") == "ok", "broker back", timeout=30)
+            wait_for(lambda: health(proc).get("broker") == "ok", what="broker back", timeout=30)
         after = len(sent)
-        wait_for(lambda: len(sent) > after + 30, "traffic after the restart")
+        wait_for(lambda: len(sent) > after + 30, what="traffic after the restart")
     finally:
         stop.set()
         thread.join(10)
@@ -419,7 +401,7 @@ def test_process_killed_mid_traffic_clients_resume_elsewhere(running):
 
     thread = threading.Thread(target=run_mover)
     thread.start()
-    wait_for(lambda: len(acked) > 40, "traffic before the kill")
+    wait_for(lambda: len(acked) > 40, what="traffic before the kill")
     c.kill()
     thread.join(90)
     assert not thread.is_alive() and len(resumed) == 1
@@ -476,7 +458,7 @@ def test_connections_go_back_to_the_pool(running, pg_url):
     # Every connection came back with its transaction finished (a pooled one left
     # inside a transaction would stay so; the pollers' are gone in microseconds).
     wait_for(lambda: "idle in transaction" not in backend_states(pg_url),
-             "no connection idle in a transaction", timeout=5)
+             what="no connection idle in a transaction", timeout=5)
 
 
 def backend_states(pg_url):

@@ -9,11 +9,13 @@ import time
 import pytest
 import requests
 
-from helpers import Chatd, Client, unique, wait_for
+from helpers import GENEROUS, Chatd, Client, history, unique, wait_for
 from rawws import RawSocket, http_head
 
-GENEROUS = {"CHATD_LIMITS_MESSAGES_PER_MINUTE": "1000000", "CHATD_LIMITS_MESSAGE_BURST": "100000"}
 
+def stored_texts(client, room):
+    """{id: text} of every stored message of the room."""
+    return {m["id"]: m["message"] for m in history(client, room)}
 
 
 # -- kill -9 under a write load --------------------------------------------------
@@ -42,15 +44,6 @@ class Writer(threading.Thread):
             pass  # the server was killed under us: expected
 
 
-def history(client, room):
-    messages, before = [], None
-    while True:
-        query = "?limit=500" + ("&before=%d" % before if before else "")
-        page = client.get("/api/chat-history/%s%s" % (room, query)).json()
-        messages = page["messages"] + messages
-        if not page["hasMore"]:
-            return {m["id"]: m["message"] for m in messages}
-        before = page["messages"][0]["id"]
 
 
 def test_kill_9_under_load_loses_no_acknowledged_message(database_url):
@@ -76,7 +69,7 @@ def test_kill_9_under_load_loses_no_acknowledged_message(database_url):
             chatd.start()
             for user in users:
                 user.login()
-            stored = {room: history(owner, room) for room in rooms}
+            stored = {room: stored_texts(owner, room) for room in rooms}
             for writer in writers:
                 assert writer.seen, "the load produced nothing before the kill"
                 lost = {i: t for i, t in writer.seen.items() if stored[writer.room].get(i) != t}
@@ -127,7 +120,7 @@ def test_sigterm_closes_websockets_1001_and_exits_0_within_10s(tmp_path):
     chatd.stop()  # already gone: forgets the old address
     chatd.start()
     user.login()
-    assert len(history(user, room)) == count
+    assert len(stored_texts(user, room)) == count
     chatd.stop()
 
 
@@ -212,7 +205,7 @@ def test_locked_database_gets_json_503_and_the_server_keeps_serving(locked_serve
     assert sock.expect("new-message")["message"] == "while locked"
     sock.say(room, "after the lock")
     assert sock.expect("new-message")["message"] == "after the lock"
-    assert history(user, room) == {1: "while locked", 2: "after the lock"}
+    assert stored_texts(user, room) == {1: "while locked", 2: "after the lock"}
     sock.close()
 
 
@@ -238,7 +231,7 @@ def test_messages_sent_while_the_file_is_locked_past_the_busy_timeout_are_all_st
             timeout=30) if e.get("action") in ("new-message", "error")]
         assert [e["action"] for e in acks if e.get("action") == "error"] == []
         assert {e["clientMsgId"] for e in acks} >= {"c%d.%d" % (n, i) for i in range(5)}
-    stored = history(users[0], room)
+    stored = stored_texts(users[0], room)
     assert sorted(stored.values()) == sorted("m%d.%d" % (n, i) for n in range(3) for i in range(5))
     assert "Traceback" not in chatd.log(), chatd.log()
     for sock in socks:

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import GENEROUS
+from helpers import GENEROUS
 from helpers import Chatd, Client, wait_for
 
 HTTP_UPGRADE = ("GET /chat HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"

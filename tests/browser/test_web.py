@@ -3,7 +3,6 @@ PROTOCOL.md section 5. Synchronisation is only by Playwright's auto-waiting
 expect(); nothing here sleeps."""
 import os
 import re
-from pathlib import Path
 
 import pytest
 import requests
