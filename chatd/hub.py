@@ -17,6 +17,7 @@ None for a per-user event) and `end(code, reason)`.
 import collections
 import json
 import logging
+import time
 
 import gevent
 
@@ -25,6 +26,7 @@ from .keys import user_key
 
 log = logging.getLogger("chatd.hub")
 REPAIR_GRACE = 0.05  # seconds an early id waits for the ones before it
+TYPING_INTERVAL = 2.0  # seconds: a user's typing reaches a room at most this often
 
 
 def encode(event):
@@ -34,7 +36,7 @@ def encode(event):
 
 
 class RoomLive:
-    __slots__ = ("pk", "sessions", "last_seq", "pending", "repairing", "users")
+    __slots__ = ("pk", "sessions", "last_seq", "pending", "repairing", "users", "typed")
 
     def __init__(self, pk, last_seq):
         self.pk = pk
@@ -43,6 +45,7 @@ class RoomLive:
         self.pending = {}  # seq -> frame, ids that came early
         self.repairing = False
         self.users = collections.Counter()  # username -> local sessions joined
+        self.typed = {}  # username -> when their last typing went out from here
 
 
 class Hub:
@@ -138,6 +141,20 @@ class Hub:
         self.broker.publish({"kind": "room", "room": room_pk, "event": event,
                              "exclude": exclude_user})
 
+    def typing(self, room_pk, username):
+        """Tell the room the user types, unless this process did so less than
+        TYPING_INTERVAL ago: a typing storm costs one event, not one per frame."""
+        room = self.rooms.get(room_pk)
+        if room is None:
+            return
+        now = time.monotonic()
+        last = room.typed.get(username)
+        if last is not None and now - last < TYPING_INTERVAL:
+            return
+        room.typed[username] = now
+        self.broadcast(room_pk, events.presence("user-typing", room_pk, username),
+                       exclude_user=username)
+
     def _local(self, room_pk, frame, exclude_user=None):
         room = self.rooms.get(room_pk)
         if room is None:
@@ -207,6 +224,12 @@ class Hub:
                            exclude_user=session.username)
         return room
 
+    def has_reached(self, room_pk, seq):
+        """Whether the room's messages have reached `seq`: this process's live
+        view, else the database (another process may be ahead of this one)."""
+        room = self.rooms.get(room_pk)
+        return (room is not None and seq <= room.last_seq) or seq <= self.room_last_seq(room_pk)
+
     def online(self, room_pk):
         return self.broker.online(room_pk)
 
@@ -218,6 +241,7 @@ class Hub:
         room.users[session.username] -= 1
         if room.users[session.username] <= 0:
             del room.users[session.username]
+            room.typed.pop(session.username, None)
             if self.broker.presence_leave(room_pk, session.username):
                 self.broadcast(room_pk, events.presence("user-left", room_pk, session.username),
                                exclude_user=session.username)

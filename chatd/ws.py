@@ -146,8 +146,13 @@ class Session:
         since = body.get("since")
         if since is not None:
             since = validate.integer(since, "since", 0)
+        self._check_room_cap(room_pk)
         name = self.service.chat.join_room(self.user, room_id)
         hub = self.service.hub
+        if since is not None and not hub.has_reached(room_pk, since):
+            # Delivery would wait for ids past `since` that may never come.
+            raise errors.BadRequest("Field 'since' is beyond the room's last message: "
+                                    "this history comes from elsewhere; reload it.")
         cursor = self.rooms[room_pk] = RoomCursor()
         live = hub.subscribe(self, room_pk)
         upto = live.last_seq
@@ -160,6 +165,13 @@ class Session:
         stash, cursor.stash = cursor.stash, None
         for seq, frame in stash:
             self.push(room_pk, seq, frame)
+
+    def _check_room_cap(self, room_pk):
+        # bad_request, not rate_limited: waiting does not help, leaving a room does.
+        cap = self.service.settings.websocket.max_rooms_per_connection
+        if room_pk not in self.rooms and len(self.rooms) >= cap:
+            raise errors.BadRequest("This connection has joined %d rooms, the most it may; "
+                                    "leave one first." % cap)
 
     def _replay(self, room_pk, after, upto):
         """Stored messages after `after` up to `upto`, in batches the socket can take."""
@@ -198,10 +210,7 @@ class Session:
         self.send({"action": "left", "roomId": room_key(room_pk)})
 
     def do_typing(self, body):
-        room_pk = self._joined_room(body)
-        self.service.hub.broadcast(room_pk, {"action": "user-typing", "username": self.username,
-                                             "roomId": room_key(room_pk)},
-                                   exclude_user=self.username)
+        self.service.hub.typing(self._joined_room(body), self.username)
 
     def _joined_room(self, body):
         room_pk = validate.room_ref(validate.string(body, "roomId"))
@@ -234,8 +243,8 @@ def serve(service, handler):
     """The whole life of one /chat connection, on its own greenlet."""
     limits = service.settings.websocket
     token = upgrade_token(handler.environ)
-    conn = wsproto.take_over(handler, limits.max_frame_bytes, limits.send_queue,
-                             limits.write_timeout, limits.socket_send_buffer)
+    conn = wsproto.take_over(handler, limits.max_frame_bytes, limits.max_fragments,
+                             limits.send_queue, limits.write_timeout, limits.socket_send_buffer)
     conn.last_ping = conn.created - random.uniform(0, limits.ping_interval)
     session = Session(service, conn)
     service.sessions.add(session)
@@ -308,7 +317,12 @@ class Sweeper:
             session.end(wsproto.CLOSE_POLICY, "unauthorized",
                         errors.Unauthorized("Authentication timed out."))
         elif now - conn.last_seen > self.settings.idle_timeout:
-            conn.abort()
+            if conn.unfinished:
+                # Begun and never finished, pinging or not (pings in the middle
+                # of a message do not count as life): the peer learns why.
+                conn.close(wsproto.CLOSE_POLICY, "message not finished")
+            else:
+                conn.abort()
         elif now - max(conn.last_ping, conn.last_seen) >= self.settings.ping_interval:
             # Only a quiet peer is pinged, each on its own schedule (see serve):
             # pinging everyone at once made a burst that every message waited behind.

@@ -54,6 +54,10 @@ class PeerClosed(Exception):
     """The peer sent a close frame or the TCP stream ended."""
 
 
+class Draining(Exception):
+    """Our close frame went out while a message was being read: stop handling frames."""
+
+
 def encode_frame(payload, opcode=OP_TEXT):
     """A whole unmasked server frame; the same bytes are valid on every socket."""
     n = len(payload)
@@ -87,20 +91,33 @@ def _valid_close_code(code):
         or 3000 <= code <= 4999
 
 
+# Fairness: gevent's recv only switches when the socket would block, so a
+# peer that keeps its socket full would keep the hub forever. The reader
+# yields after this much work: frames, plus one per 4 KiB of payload.
+WORK_PER_TURN = 32
+
+
 class FrameReader:
     """Reads whole messages from a socket with a size cap.
 
     It reads the socket itself into a buffer that exists only while bytes
     wait: an idle connection holds no read buffer (io.BufferedReader would
-    keep 8 KiB per connection).
+    keep 8 KiB per connection). A fragmented message is joined as it comes,
+    into one buffer, so an unfinished one costs its bytes, not its frames.
     """
 
-    __slots__ = ("_recv", "_buf", "max_bytes")
+    __slots__ = ("_recv", "_buf", "max_bytes", "max_fragments", "_work",
+                 "partial", "_opcode", "_fragments")
 
-    def __init__(self, sock, pending, max_bytes):
+    def __init__(self, sock, pending, max_bytes, max_fragments):
         self._recv = sock.recv
         self._buf = pending
         self.max_bytes = max_bytes
+        self.max_fragments = max_fragments
+        self._work = 0
+        self.partial = None  # the unfinished message's bytes so far
+        self._opcode = None
+        self._fragments = 0
 
     def _exactly(self, n):
         buf = self._buf
@@ -111,6 +128,12 @@ class FrameReader:
             buf += chunk
         self._buf = buf[n:]
         return buf[:n]
+
+    def _pace(self, length):
+        self._work += 1 + (length >> 12)
+        if self._work >= WORK_PER_TURN:
+            self._work = 0
+            gevent.sleep(0)
 
     def frame(self):
         """One frame: (fin, opcode, payload). Limits are checked from the header."""
@@ -132,34 +155,46 @@ class FrameReader:
         if length > self.max_bytes:
             raise CloseConnection(CLOSE_TOO_BIG, "frame too large")
         mask = self._exactly(4)
-        return fin, opcode, unmask(self._exactly(length), mask)
+        payload = unmask(self._exactly(length), mask)
+        self._pace(length)
+        return fin, opcode, payload
 
     def message(self, on_control):
         """The next data message as (opcode, payload); control frames go to on_control."""
-        parts, first_opcode, size = [], None, 0
         while True:
             fin, opcode, payload = self.frame()
             if opcode >= OP_CLOSE:
                 on_control(opcode, payload)
-                continue
-            if first_opcode is None:
+            elif self.partial is None:
                 if opcode == OP_CONT:
                     raise CloseConnection(CLOSE_PROTOCOL, "continuation without a start")
-                first_opcode = opcode
+                if fin:
+                    return opcode, _checked(opcode, payload)
+                self.partial, self._opcode, self._fragments = bytearray(payload), opcode, 1
             elif opcode != OP_CONT:
                 raise CloseConnection(CLOSE_PROTOCOL, "expected a continuation frame")
-            size += len(payload)
-            if size > self.max_bytes:
-                raise CloseConnection(CLOSE_TOO_BIG, "message too large")
-            parts.append(payload)
-            if fin:
-                data = parts[0] if len(parts) == 1 else b"".join(parts)
-                if first_opcode == OP_TEXT:
-                    try:
-                        data.decode("utf-8")
-                    except UnicodeDecodeError:
-                        raise CloseConnection(CLOSE_BAD_DATA, "invalid UTF-8")
-                return first_opcode, data
+            else:
+                self._add(payload)
+                if fin:
+                    data, self.partial = bytes(self.partial), None
+                    return self._opcode, _checked(self._opcode, data)
+
+    def _add(self, payload):
+        self._fragments += 1
+        if self._fragments > self.max_fragments:
+            raise CloseConnection(CLOSE_TOO_BIG, "too many fragments")
+        if len(self.partial) + len(payload) > self.max_bytes:
+            raise CloseConnection(CLOSE_TOO_BIG, "message too large")
+        self.partial += payload
+
+
+def _checked(opcode, data):
+    if opcode == OP_TEXT:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CloseConnection(CLOSE_BAD_DATA, "invalid UTF-8")
+    return data
 
 
 class Flusher:
@@ -208,10 +243,10 @@ class Connection:
                  "_dirty", "_writer", "closing", "closed", "last_seen", "created",
                  "peer_close_code", "close_sent", "last_ping", "__weakref__")
 
-    def __init__(self, sock, pending, max_bytes, max_queue, write_timeout):
+    def __init__(self, sock, pending, max_bytes, max_fragments, max_queue, write_timeout):
         self.sock = sock
         self.raw = sock._sock  # the non-blocking stdlib socket under gevent's
-        self.reader = FrameReader(sock, pending, max_bytes)
+        self.reader = FrameReader(sock, pending, max_bytes, max_fragments)
         self.max_queue = max_queue
         self.write_timeout = write_timeout
         self._out = []
@@ -313,23 +348,39 @@ class Connection:
             pass
 
     # -- reading --------------------------------------------------------------
+    @property
+    def unfinished(self):
+        """Whether the peer is in the middle of a fragmented message."""
+        return self.reader.partial is not None
+
     def next_message(self):
-        """The next data message as (opcode, payload), or None once the connection ends."""
+        """The next data message as (opcode, payload), or None once the connection ends.
+
+        Once our close frame is queued (a protocol error, a cut-off, a session
+        ended) nothing more is handled: only the peer's close is awaited, briefly,
+        so a peer that keeps sending cannot keep the connection.
+        """
         try:
-            opcode, payload = self.reader.message(self._on_control)
-            self.last_seen = time.monotonic()
-            return opcode, payload
+            if not self.closing:
+                opcode, payload = self.reader.message(self._on_control)
+                self.last_seen = time.monotonic()
+                return opcode, payload
         except CloseConnection as exc:
             self.close(exc.code, exc.reason)
-            self._drain()
-        except PeerClosed:
+        except Draining:
             pass
-        except SOCKET_GONE:
-            pass
+        except (PeerClosed,) + SOCKET_GONE:
+            return None
+        self._drain()
         return None
 
     def _on_control(self, opcode, payload):
-        self.last_seen = time.monotonic()
+        if self.closing and opcode != OP_CLOSE:
+            raise Draining()
+        if not self.unfinished:
+            # Control frames inside an unfinished message are no sign of life:
+            # pings alone must not keep a never-finished message (see ws.Sweeper).
+            self.last_seen = time.monotonic()
         if opcode == OP_PING:
             self.send(encode_frame(payload, OP_PONG))
         elif opcode == OP_CLOSE:
@@ -587,7 +638,7 @@ class _NoInput:
 _NO_INPUT = _NoInput()
 
 
-def take_over(handler, max_bytes, max_queue, write_timeout, send_buffer=0):
+def take_over(handler, max_bytes, max_fragments, max_queue, write_timeout, send_buffer=0):
     """Turn the library's upgraded socket into our Connection.
 
     Bytes the client sent right after its handshake may already sit in
@@ -614,4 +665,4 @@ def take_over(handler, max_bytes, max_queue, write_timeout, send_buffer=0):
     handler.rfile = None
     handler.wsgi_input = _NO_INPUT  # pywsgi discards leftover input after the route
     handler.environ["wsgi.input"] = None
-    return Connection(sock, bytes(pending), max_bytes, max_queue, write_timeout)
+    return Connection(sock, bytes(pending), max_bytes, max_fragments, max_queue, write_timeout)

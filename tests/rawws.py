@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import struct
+import threading
 import time
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
@@ -153,3 +154,60 @@ def memory_kib(pid, field="VmHWM"):
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise KeyError(field)
+
+
+class Flood:
+    """One connection writing `blob` over and over from its own thread, as fast
+    as loopback takes it; a second thread reads and drops what the server
+    answers unless `read` is False (a peer that never reads)."""
+
+    def __init__(self, server, token, blob, setup=(), read=True, rcvbuf=None):
+        self.raw = RawSocket(server, token, rcvbuf=rcvbuf)
+        for event in setup:  # e.g. a join, answered before the flood starts
+            self.raw.send_event(**event)
+            self.raw.recv()
+        self.blob = blob
+        self.sent = 0
+        self.error = None
+        self._stop = False
+        self._threads = [threading.Thread(target=self._write, daemon=True)]
+        if read:
+            self._threads.append(threading.Thread(target=self._read, daemon=True))
+        for thread in self._threads:
+            thread.start()
+
+    def _write(self):
+        sock = self.raw.sock
+        sock.settimeout(None)
+        blob = memoryview(self.blob)
+        try:
+            while not self._stop:
+                offset = 0
+                while offset < len(blob):  # counted as the server takes them
+                    n = sock.send(blob[offset:])
+                    offset += n
+                    self.sent += n
+        except OSError as exc:
+            self.error = exc
+
+    def _read(self):
+        sock = self.raw.sock
+        try:
+            while not self._stop and sock.recv(1 << 16):
+                pass
+        except OSError:
+            pass
+
+    @property
+    def running(self):
+        return self._threads[0].is_alive()
+
+    def stop(self):
+        self._stop = True
+        try:
+            self.raw.sock.shutdown(socket.SHUT_RDWR)  # wakes the threads; close alone would not
+        except OSError:
+            pass
+        for thread in self._threads:
+            thread.join(5)
+        self.raw.close()
