@@ -90,7 +90,14 @@ def test_a_bot_posts_and_people_see_it(server, database_url):
     alice = Client(server)
     room = alice.create_room()
     name, out = create_bot(database_url)
-    bot = Socket(server.ws_url + "?token=" + token_of(out))
+    token = token_of(out)
+    # A CI job's first step, as the docs give it: join over HTTP with the token.
+    r = requests.post(server.url + "/api/join-room", json={"roomId": room},
+                      headers=bearer(token), timeout=10)
+    assert r.status_code == 200, r.text
+    assert room in requests.get(server.url + "/api/me", headers=bearer(token),
+                                timeout=10).json()["rooms"]
+    bot = Socket(server.ws_url + "?token=" + token)
     bot.join(room)
     watcher = alice.ws(join=room)
     bot.say(room, "build 42 passed")
