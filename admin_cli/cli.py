@@ -12,7 +12,7 @@ import peewee as pw
 
 from chatd.errors import ChatError, Unavailable
 
-from . import db, history, rooms, users
+from . import bots, db, history, rooms, users
 from .context import Admin, Failed
 
 
@@ -78,6 +78,7 @@ cli.add_command(users.user)
 cli.add_command(rooms.room)
 cli.add_command(history.history)
 cli.add_command(db.db)
+cli.add_command(bots.bot)
 
 
 def main():

@@ -45,14 +45,14 @@ def create(admin, name, password_stdin):
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array and nothing else.")
 @pass_admin
 def list_(admin, as_json):
-    """Users with their created date, disabled flag and room count."""
+    """Users with their created date, disabled flag, room count and bot flag."""
     users = admin.chat().list_users()
     if as_json:
         echo_json(users)
         return
-    echo_table(["USERNAME", "CREATED", "DISABLED", "ROOMS"],
-               [[u["username"], u["createdAt"], "yes" if u["disabled"] else "no", u["roomCount"]]
-                for u in users])
+    echo_table(["USERNAME", "CREATED", "DISABLED", "ROOMS", "BOT"],
+               [[u["username"], u["createdAt"], "yes" if u["disabled"] else "no", u["roomCount"],
+                 "yes" if u["bot"] else "no"] for u in users])
 
 
 @user.command()
@@ -60,10 +60,10 @@ def list_(admin, as_json):
 @password_stdin
 @pass_admin
 def passwd(admin, name, password_stdin):
-    """Set NAME's password; their tokens and live connections end."""
+    """Set NAME's password; their login sessions end (access tokens stay)."""
     chat = admin.chat()
     chat.set_password(name, read_password(password_stdin))
-    click.echo("password changed for %s; their sessions have ended" % name)
+    click.echo("password changed for %s; their login sessions have ended" % name)
 
 
 @user.command()

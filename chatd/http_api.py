@@ -247,6 +247,25 @@ def build(service):
     def members(room_id):
         return chat.room_members(user(), room_id)
 
+    # -- access tokens (PROTOCOL section 10) ----------------------------------------
+    @app.post("/api/tokens")
+    @api
+    def create_token():
+        me, data = user(), body()
+        created = chat.create_token(me, data.get("name"), data.get("expiresInDays"))
+        return json_response(created, 201)
+
+    @app.get("/api/tokens")
+    @api
+    def list_tokens():
+        return chat.list_tokens(user())
+
+    @app.delete("/api/tokens/<token_id>")
+    @api
+    def revoke_token(token_id):
+        chat.revoke_token(user(), token_id)
+        return {"status": "success"}
+
     @app.get("/healthz")
     def healthz():
         broker = service.broker.status()

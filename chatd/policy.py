@@ -20,3 +20,18 @@ def check_own_username(value, field, username):
     if value is not None and (not isinstance(value, str) or
                               user_key(value) != user_key(username)):
         raise Forbidden("Field '%s' must be your own username." % field)
+
+
+def rate_for(user, settings):
+    """(messages a minute, burst) of the user's message bucket.
+
+    A bot given a rate of its own (`chat-admin bot create --rate`) has it,
+    with a burst in the users' proportion ([limits] message_burst to
+    messages_per_minute), so a faster bot may also send more at once; every
+    other user has the users' rate and burst.
+    """
+    limits = settings.limits
+    if not user.rate_per_minute:
+        return limits.messages_per_minute, limits.message_burst
+    per_minute = user.rate_per_minute
+    return per_minute, max(1, round(per_minute * limits.message_burst / limits.messages_per_minute))

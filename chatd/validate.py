@@ -55,6 +55,11 @@ def room_name(value, field="roomName"):
     return value
 
 
+def token_name(value, field="name"):
+    """An access token's label: a room name's rule (1-64 characters after trimming)."""
+    return room_name(value, field)
+
+
 def room_id(value, field="roomId"):
     """'room_12' -> 12, in a record that must be well-formed (an import file)."""
     match = ROOM_ID_RE.match(value) if isinstance(value, str) else None

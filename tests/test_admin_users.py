@@ -6,7 +6,7 @@ from admin_tool import Terminal, chat_admin, failed, ok
 from helpers import Client, unique
 
 PASSWORD = "s3cret-enough"
-USER_LIST_KEYS = {"username", "createdAt", "disabled", "roomCount"}
+USER_LIST_KEYS = {"username", "createdAt", "disabled", "bot", "roomCount"}
 
 
 def create_user(database_url, name=None, password=PASSWORD):
@@ -34,7 +34,7 @@ def test_created_user_logs_in_over_http_and_is_listed(server, database_url):
     assert all(set(u) == USER_LIST_KEYS for u in users)
     mine = [u for u in users if u["username"] == name]
     assert mine == [{"username": name, "createdAt": mine[0]["createdAt"], "disabled": False,
-                     "roomCount": 0}]
+                     "bot": False, "roomCount": 0}]
     assert mine[0]["createdAt"].endswith("Z")
 
 
@@ -43,9 +43,9 @@ def test_user_list_counts_rooms_and_reads_as_a_table(server, database_url, clien
     alice.create_room()
     alice.create_room()
     table = ok(chat_admin(database_url, "user", "list")).splitlines()
-    assert table[0].split() == ["USERNAME", "CREATED", "DISABLED", "ROOMS"]
+    assert table[0].split() == ["USERNAME", "CREATED", "DISABLED", "ROOMS", "BOT"]
     row = [line.split() for line in table if line.startswith(alice.username + " ")]
-    assert row and row[0][2:] == ["no", "2"]
+    assert row and row[0][2:] == ["no", "2", "no"]
 
 
 def test_password_prompt_asks_twice_without_echo(server, database_url):

@@ -16,7 +16,7 @@ Chat also names every operation once, as a method: the three transports
 hold one object and call `chat.login(...)` alike, without knowing which
 module holds which rule.
 """
-from . import accounts, control, messages, rooms
+from . import accounts, control, messages, rooms, tokens
 
 
 class Chat:
@@ -61,6 +61,14 @@ class Chat:
     room_last_seq = staticmethod(messages.room_last_seq)
     check_rate = messages.check_rate
     post_message = messages.post_message
+    # access tokens and bots
+    create_token = staticmethod(tokens.create_token)
+    list_tokens = staticmethod(tokens.list_tokens)
+    revoke_token = staticmethod(tokens.revoke_token)
+    create_bot = staticmethod(tokens.create_bot)
+    bot_token = staticmethod(tokens.bot_token)
+    list_bots = tokens.list_bots
+    delete_bot = staticmethod(tokens.delete_bot)
     # control events, housekeeping, health
     control_events_after = staticmethod(control.control_events_after)
     last_control_event = staticmethod(control.last_control_event)

@@ -3,9 +3,13 @@ from .. import auth, validate
 from ..errors import Conflict, Forbidden, NotFound, Unauthorized
 from ..events import iso
 from ..keys import room_key, user_key
-from ..storage import control, users
+from ..storage import control, tokens, users
 from ..storage.models import now_ms, transaction
 from .limits import HOUR, check_recent
+
+# An access token's lastUsedAt is at most this stale: it costs one write a
+# minute per token in use, never one per request.
+TOUCH_EVERY = 60 * 1000  # ms
 
 
 def register(chat, username, password, address):
@@ -77,8 +81,11 @@ def authenticate(token):
     if not token:
         raise Unauthorized("A token is required.")
     row = users.token(auth.token_hash(token))
-    if row is None or row.expires_at <= now_ms() or row.user.disabled:
+    now = now_ms()
+    if row is None or row.expires_at <= now or row.user.disabled:
         raise Unauthorized("The token is invalid or has expired.")
+    if row.kind == tokens.ACCESS and (row.last_used_at or 0) <= now - TOUCH_EVERY:
+        tokens.touch(row.id, now)
     return row.user
 
 
@@ -109,9 +116,24 @@ def set_disabled(username, disabled):
 def _update_user(username, **fields):
     user = existing_user(username)
     users.update(user.id, **fields)
-    if fields.get("disabled", True):  # a new password or a disable ends sessions
+    if fields.get("disabled"):  # every token and session ends
         users.delete_tokens_of(user.id)
         control.append("user_sessions_end", username=user.username)
+    elif "password_hash" in fields:
+        end_login_sessions(user)
+
+
+def end_login_sessions(user, keep=None):
+    """A new password: the user's login tokens but `keep` (a hash) die, with their sockets.
+
+    Access tokens stay (PROTOCOL section 10), and so do the sockets they
+    opened: each ended token is named in its own token_revoked, which
+    every chatd matches against its sessions' token hashes.
+    """
+    hashes = tokens.login_hashes(user.id, keep)
+    tokens.delete_hashes(hashes)
+    for hashed in hashes:
+        control.append("token_revoked", token_hash=hashed)
 
 
 @transaction
@@ -132,4 +154,5 @@ def existing_user(username):
 @transaction
 def list_users():
     return [{"username": name, "createdAt": iso(created), "disabled": bool(disabled),
-             "roomCount": room_count} for name, created, disabled, room_count in users.listing()]
+             "bot": bool(bot), "roomCount": room_count}
+            for name, created, disabled, bot, room_count in users.listing()]

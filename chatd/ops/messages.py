@@ -1,5 +1,5 @@
 """Messages: post (through the group commit), history pages, replay reads, the rate limit."""
-from .. import events, validate
+from .. import events, policy, validate
 from ..errors import Forbidden, RateLimited
 from ..keys import room_key
 from ..storage import commit, messages, rooms
@@ -27,9 +27,8 @@ def room_last_seq(room_pk):
 
 
 def check_rate(chat, user):
-    limits = chat.settings.limits
-    if not chat.broker.take_token("rate:%d" % user.id, limits.messages_per_minute,
-                                  limits.message_burst):
+    per_minute, burst = policy.rate_for(user, chat.settings)
+    if not chat.broker.take_token("rate:%d" % user.id, per_minute, burst):
         raise RateLimited("Too many messages; slow down.", retry_after=1)
 
 

@@ -10,11 +10,12 @@ def by_name(username):
     return User.get_or_none(User.username_key == user_key(username))
 
 
-def create(username, hashed, disabled):
+def create(username, hashed, disabled, bot=False, rate_per_minute=None):
     """The new user, or None if the name (ignoring case) is taken."""
     try:
         return User.create(username=username, username_key=user_key(username),
-                           password_hash=hashed, created_at=now_ms(), disabled=disabled)
+                           password_hash=hashed, created_at=now_ms(), disabled=disabled,
+                           bot=bot, rate_per_minute=rate_per_minute)
     except pw.IntegrityError:
         return None
 
@@ -28,9 +29,9 @@ def delete(user):
 
 
 def listing():
-    """(username, created_at, disabled, room count) of every user, by name."""
+    """(username, created_at, disabled, bot, room count) of every user, by name."""
     rooms = pw.fn.COUNT(Membership.id)
-    query = (User.select(User.username, User.created_at, User.disabled, rooms)
+    query = (User.select(User.username, User.created_at, User.disabled, User.bot, rooms)
              .join(Membership, pw.JOIN.LEFT_OUTER).group_by(User).order_by(User.username_key))
     return list(query.tuples())
 
