@@ -21,7 +21,7 @@ import time
 
 import gevent
 
-from . import events, wsproto
+from . import events, wscodec
 from .keys import user_key
 
 log = logging.getLogger("chatd.hub")
@@ -32,7 +32,7 @@ TYPING_INTERVAL = 2.0  # seconds: a user's typing reaches a room at most this of
 def encode(event):
     """JSON text frame for an event: built once, written to every recipient."""
     payload = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return wsproto.encode_frame(payload)
+    return wscodec.encode_frame(payload)
 
 
 class RoomLive:

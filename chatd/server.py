@@ -18,12 +18,10 @@ from types import SimpleNamespace  # noqa: E402
 
 import gevent  # noqa: E402
 import gevent.event  # noqa: E402
-from gevent.pool import Pool  # noqa: E402
-from gevent.pywsgi import WSGIServer  # noqa: E402
 
 import peewee as pw  # noqa: E402
 
-from . import __version__, auth, brokers, config, errors, fdlimit, http_api, logs, logsafe, ops, ws, wsproto  # noqa: E402,E501
+from . import __version__, auth, brokers, config, errors, fdlimit, http_api, logs, logsafe, ops, ws, wscodec, wsproto  # noqa: E402,E501
 from .storage import migrations, models  # noqa: E402
 from .storage.commit import GroupCommit  # noqa: E402
 from .hub import Hub  # noqa: E402
@@ -164,14 +162,14 @@ def serve(settings):
     app = http_api.RequestLog(http_api.build(service), settings.server.trusted_proxies,
                               service.metrics.http_request)
     fdlimit.raise_nofile(log)  # after the database opened: a failure there is one line
-    server = WSGIServer((settings.server.host, settings.server.port), app,
-                        handler_class=wsproto.Handler, log=None, error_log=None,
-                        spawn=Pool(settings.server.max_connections))
+    server = wsproto.ChatServer(
+        (settings.server.host, settings.server.port), app,
+        ws_app=lambda handler: ws.serve(service, handler),
+        ws_gate=ws_gate(settings, service.metrics),
+        peer_limit=peer_limit(settings, service.metrics),
+        header_timeout=settings.server.header_timeout,
+        max_connections=settings.server.max_connections)
     fdlimit.AcceptGuard(server, service.metrics.registry, log)
-    server.ws_gate = ws_gate(settings, service.metrics)
-    server.ws_app = lambda handler: ws.serve(service, handler)
-    server.header_timeout = settings.server.header_timeout
-    server.peer_limit = peer_limit(settings, service.metrics)
     server.start()
     host, port = server.address[:2]
     # Scripts and tests wait for this line: it is logged whatever [log] level says.
@@ -193,9 +191,9 @@ def shutdown(server, service, settings):
     notify_systemd("STOPPING=1")
     deadline = time.monotonic() + settings.server.shutdown_timeout
     server.close()
-    wsproto.close_idle(server)
+    server.close_idle()
     for session in tuple(service.sessions):
-        session.conn.close(wsproto.CLOSE_GOING_AWAY, "server shutting down")
+        session.conn.close(wscodec.CLOSE_GOING_AWAY, "server shutting down")
     # Peers answer the close at once; one that does not (or does not read)
     # must not hold the exit past the timeout: drop it after a grace.
     grace_end = time.monotonic() + min(CLOSE_GRACE, settings.server.shutdown_timeout / 2)

@@ -2,7 +2,7 @@
 
 One Session per connection, driven by the connection's own greenlet (the
 one pywsgi spawned for it). Transport only: every rule is in ops, every
-live-delivery concern in hub, every frame concern in wsproto.
+live-delivery concern in hub, every frame concern in wscodec and wsconn.
 """
 import logging
 import random
@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import gevent
 
-from . import errors, policy, validate, wsproto
+from . import errors, policy, validate, wscodec, wsproto
 from .auth import token_hash
 from .errors import ChatError, NotJoined
 from .hub import encode
@@ -86,7 +86,7 @@ class Session:
             try:
                 self.authenticate(upgrade_token)
             except ChatError as exc:
-                self.end(wsproto.CLOSE_POLICY, "unauthorized", exc)
+                self.end(wscodec.CLOSE_POLICY, "unauthorized", exc)
         next_message = self.conn.next_message
         while True:
             message = next_message()
@@ -95,7 +95,7 @@ class Session:
             opcode, payload = message
             if self.conn.closing:
                 continue  # the reader still drains until the peer's close
-            if opcode != wsproto.OP_TEXT:
+            if opcode != wscodec.OP_TEXT:
                 self.service.metrics.rejected("binary")
                 self.error(errors.BadRequest("Binary frames are not supported; send JSON text."))
                 continue
@@ -130,7 +130,7 @@ class Session:
             self.authenticate(token)
         except ChatError as exc:
             if exc.code in ("unauthorized", "forbidden"):
-                self.end(wsproto.CLOSE_POLICY, "unauthorized", errors.Unauthorized(exc.message))
+                self.end(wscodec.CLOSE_POLICY, "unauthorized", errors.Unauthorized(exc.message))
                 return False
             raise
         return True
@@ -193,7 +193,7 @@ class Session:
             self.service.metrics.rejected("rate_limited")
             self.strikes += 1
             if self.strikes >= self.service.settings.limits.flood_strikes:
-                self.end(wsproto.CLOSE_POLICY, "flooding",
+                self.end(wscodec.CLOSE_POLICY, "flooding",
                          errors.RateLimited("Too many messages; disconnected."))
                 return
             raise
@@ -265,7 +265,7 @@ def end_sessions(sessions, match, reason):
     """Close every session `match` selects (disabled user, revoked token)."""
     for session in tuple(sessions):
         if session.user is not None and match(session):
-            session.end(wsproto.CLOSE_POLICY, reason, errors.Unauthorized("Your session has ended."))
+            session.end(wscodec.CLOSE_POLICY, reason, errors.Unauthorized("Your session has ended."))
 
 
 def upgrade_token(environ):
@@ -314,17 +314,17 @@ class Sweeper:
                 conn.abort()  # sent close long ago and the peer never answered
             return
         if session.user is None and now - conn.created > self.settings.auth_timeout:
-            session.end(wsproto.CLOSE_POLICY, "unauthorized",
+            session.end(wscodec.CLOSE_POLICY, "unauthorized",
                         errors.Unauthorized("Authentication timed out."))
         elif now - conn.last_seen > self.settings.idle_timeout:
             if conn.unfinished:
                 # Begun and never finished, pinging or not (pings in the middle
                 # of a message do not count as life): the peer learns why.
-                conn.close(wsproto.CLOSE_POLICY, "message not finished")
+                conn.close(wscodec.CLOSE_POLICY, "message not finished")
             else:
                 conn.abort()
         elif now - max(conn.last_ping, conn.last_seen) >= self.settings.ping_interval:
             # Only a quiet peer is pinged, each on its own schedule (see serve):
             # pinging everyone at once made a burst that every message waited behind.
             conn.last_ping = now
-            conn.send(wsproto.PING_FRAME)
+            conn.send(wscodec.PING_FRAME)

@@ -27,3 +27,21 @@ def server(database_url):
 def client(server):
     """A fresh registered, logged-in user."""
     return lambda **kwargs: Client(server, **kwargs)
+
+
+# Markers by what a test needs, so `make test-fast` can leave out the slow,
+# browser, cluster and PostgreSQL tests (`make test` runs everything).
+SLOW_FILES = {"test_admin_large.py", "test_faults.py", "test_disk_full.py"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "browser" in item.path.parts:
+            item.add_marker(pytest.mark.browser)
+        if item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
+        if {"cluster", "running", "redis_server", "redis"} & set(item.fixturenames) or \
+                "cluster" in item.path.name:
+            item.add_marker(pytest.mark.cluster)
+        if "postgres" in item.nodeid or "pg_url" in item.fixturenames:
+            item.add_marker(pytest.mark.postgres)

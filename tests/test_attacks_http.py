@@ -209,7 +209,7 @@ def test_a_room_id_that_is_not_a_string_stays_400(server):
 def test_security_headers(server):
     user = Client(server)
     responses = [requests.get(server.url + "/", timeout=5),
-                 requests.get(server.url + "/static/app.js", timeout=5),
+                 requests.get(server.url + "/static/js/main.js", timeout=5),
                  requests.get(server.url + "/healthz", timeout=5),
                  requests.get(server.url + "/api/nope", timeout=5),
                  user.get("/api/me"), user.get("/api/rooms")]
