@@ -61,5 +61,18 @@ def delete_tokens_of(user_pk):
     Token.delete().where(Token.user == user_pk).execute()
 
 
+def login_token_hashes(user_pk, except_hash):
+    """The hashes of the user's login tokens (not access tokens) but one."""
+    rows = (Token.select(Token.token_hash)
+            .where((Token.user == user_pk) & (Token.kind == "login") &
+                   (Token.token_hash != except_hash)).tuples())
+    return [hashed for (hashed,) in rows]
+
+
+def delete_tokens(hashes):
+    if hashes:
+        Token.delete().where(Token.token_hash.in_(hashes)).execute()
+
+
 def delete_expired_tokens(now):
     Token.delete().where(Token.expires_at <= now).execute()
