@@ -24,8 +24,9 @@ def room():
 def create(admin, name, owner, private):
     """Add a room called NAME (1-64 characters, unique ignoring case)."""
     created = admin.chat().create_room_for(owner, name, "private" if private else "public")
-    click.echo("created %s (%s, %s, owner %s)" % (created["roomId"], created["roomName"],
-                                                  created["kind"], owner))
+    kind = ", private" if private else ""
+    click.echo("created %s (%s%s, owner %s)" % (created["roomId"], created["roomName"], kind,
+                                               owner))
 
 
 @room.command("list")
@@ -37,9 +38,9 @@ def list_(admin, as_json):
     if as_json:
         echo_json(rooms)
         return
-    echo_table(["ROOM", "NAME", "KIND", "MEMBERS", "MESSAGES", "CREATED", "CREATOR"],
-               [[r["roomId"], r["roomName"], r["kind"], r["memberCount"], r["messageCount"],
-                 r["createdAt"], r["createdBy"] or "-"] for r in rooms])
+    echo_table(["ROOM", "NAME", "MEMBERS", "MESSAGES", "CREATED", "OWNER", "KIND"],
+               [[r["roomId"], r["roomName"], r["memberCount"], r["messageCount"],
+                 r["createdAt"], r["createdBy"] or "-", r["kind"]] for r in rooms])
 
 
 @room.command()
@@ -47,7 +48,7 @@ def list_(admin, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array and nothing else.")
 @pass_admin
 def members(admin, room_id, as_json):
-    """Who is in ROOM (room_<n> or its name), with their roles.
+    """Who is in ROOM (room_<n> or its name); --json adds their roles.
 
     Whether each member is online is shown when chatd shares presence
     through a broker (redis://); with the in-process broker it is not known here.
@@ -57,10 +58,10 @@ def members(admin, room_id, as_json):
         echo_json(people)
         return
     if admin.shared_presence:
-        echo_table(["USERNAME", "ROLE", "ONLINE"],
-                   [[p["username"], p["role"], "yes" if p["online"] else "no"] for p in people])
+        echo_table(["USERNAME", "ONLINE"],
+                   [[p["username"], "yes" if p["online"] else "no"] for p in people])
     else:
-        echo_table(["USERNAME", "ROLE"], [[p["username"], p["role"]] for p in people])
+        echo_table(["USERNAME"], [[p["username"]] for p in people])
 
 
 @room.command()

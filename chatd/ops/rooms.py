@@ -420,7 +420,7 @@ def room_by_ref(ref):
         return existing_room(ref)
     room = rooms.by_name(ref)
     if room is None:
-        raise NotFound("No room %s." % ref)
+        raise NotFound("No room %s: give a room id like room_12 or a room's name." % ref)
     return room
 
 
