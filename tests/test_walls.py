@@ -98,7 +98,8 @@ def probe_http(carol, method, path, body, room):
 def probe_ws(sock, room):
     """The answers to every room action on one connection, the room's id masked."""
     answers = []
-    for action in ({"action": "join", "roomId": room}, {"action": "join", "roomId": room, "since": 0},
+    for action in ({"action": "join", "roomId": room},
+                   {"action": "join", "roomId": room, "since": 0},
                    {"action": "send-message", "roomId": room, "message": "hello?"},
                    {"action": "typing", "roomId": room}, {"action": "leave", "roomId": room}):
         sock.send(**action)
@@ -198,7 +199,8 @@ def test_direct_room_is_made_once_whoever_asks_and_holds_its_two_users_only(clie
         sock.close()
     again = status(bob.post("/api/direct", {"username": alice.username.upper()}), 200).json()
     assert again["roomId"] == room
-    assert status(alice.post("/api/direct", {"username": bob.username}), 200).json()["roomId"] == room
+    again = status(alice.post("/api/direct", {"username": bob.username}), 200).json()
+    assert again["roomId"] == room
     members = status(alice.get("/api/rooms/%s/members" % room), 200).json()
     assert sorted((m["username"], m["role"]) for m in members) == sorted(
         [(alice.username, "member"), (bob.username, "member")])
@@ -364,13 +366,15 @@ def act(name, actor, room, cast):
         "rename": lambda: patch(actor, "/api/rooms/%s" % room, {"roomName": unique("n ")}),
         "topic": lambda: patch(actor, "/api/rooms/%s" % room, {"topic": "new topic"}),
         "add member": lambda: add(actor, room, cast["newcomer"]),
-        "remove member": lambda: delete(actor, "/api/rooms/%s/members/%s" % (room, target.username)),
+        "remove member": lambda: delete(actor, "/api/rooms/%s/members/%s" % (
+            room, target.username)),
         "remove moderator": lambda: delete(actor, "/api/rooms/%s/members/%s" % (
             room, target_mod.username)),
         "ban member": lambda: ban(actor, room, target),
         "ban moderator": lambda: ban(actor, room, target_mod),
         "ban outsider": lambda: ban(actor, room, cast["newcomer"]),
-        "lift ban": lambda: delete(actor, "/api/rooms/%s/bans/%s" % (room, cast["newcomer"].username)),
+        "lift ban": lambda: delete(actor, "/api/rooms/%s/bans/%s" % (
+            room, cast["newcomer"].username)),
         "list bans": lambda: actor.get("/api/rooms/%s/bans" % room),
         "make moderator": lambda: set_role(actor, room, target, "moderator"),
         "demote moderator": lambda: set_role(actor, room, target_mod, "member"),
