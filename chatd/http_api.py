@@ -204,15 +204,13 @@ def build(service):
     def create_room():
         me, data = user(), body()
         policy.check_own_username(data.get("creator"), "creator", me.username)
-        room = chat.create_room(me, data.get("roomName"))
-        return json_response({"status": "success", "roomId": room["roomId"],
-                              "roomName": room["roomName"]}, 201)
+        room = chat.create_room(me, data.get("roomName"), data.get("kind"), data.get("topic"))
+        return json_response(dict(status="success", **room), 201)
 
     @app.get("/api/rooms")
     @api
     def rooms():
-        user()
-        return chat.list_rooms()
+        return chat.list_rooms(user())
 
     @app.post("/api/join-room")
     @api
@@ -266,6 +264,8 @@ def build(service):
         chat.revoke_token(user(), token_id)
         return {"status": "success"}
 
+    walls_routes(app, chat, user, body)
+
     @app.get("/healthz")
     def healthz():
         broker = service.broker.status()
@@ -296,6 +296,72 @@ def build(service):
         return web_file(path, request.environ)
 
     return app
+
+
+def walls_routes(app, chat, user, body):
+    """Rooms with walls (PROTOCOL section 6) and the user's own password."""
+    request = bottle.request
+    success = {"status": "success"}
+
+    @app.post("/api/password")
+    @api
+    def change_password():
+        me, data = user(), body()
+        chat.change_password(me, bearer_token(request), validate.string(data, "currentPassword"),
+                             validate.string(data, "newPassword"))
+        return success
+
+    @app.post("/api/direct")
+    @api
+    def open_direct():
+        me, data = user(), body()
+        room, made = chat.open_direct(me, validate.string(data, "username"))
+        return json_response(dict(status="success", **room), 201 if made else 200)
+
+    @app.route("/api/rooms/<room_id>", method="PATCH")
+    @api
+    def update_room(room_id):
+        me, data = user(), body()
+        return chat.update_room(me, room_id, data.get("roomName"), data.get("topic"))
+
+    @app.post("/api/rooms/<room_id>/members")
+    @api
+    def add_member(room_id):
+        me, data = user(), body()
+        chat.add_member(me, room_id, validate.string(data, "username"))
+        return success
+
+    @app.delete("/api/rooms/<room_id>/members/<username>")
+    @api
+    def remove_member(room_id, username):
+        chat.remove_member(user(), room_id, username)
+        return success
+
+    @app.route("/api/rooms/<room_id>/members/<username>", method="PATCH")
+    @api
+    def set_role(room_id, username):
+        me, data = user(), body()
+        chat.set_role(me, room_id, username, validate.string(data, "role"))
+        return success
+
+    @app.post("/api/rooms/<room_id>/bans")
+    @api
+    def ban(room_id):
+        me, data = user(), body()
+        chat.remove_member(me, room_id, validate.string(data, "username"), ban=True,
+                           reason=data.get("reason"))
+        return success
+
+    @app.delete("/api/rooms/<room_id>/bans/<username>")
+    @api
+    def lift_ban(room_id, username):
+        chat.lift_ban(user(), room_id, username)
+        return success
+
+    @app.get("/api/rooms/<room_id>/bans")
+    @api
+    def bans(room_id):
+        return chat.room_bans(user(), room_id)
 
 
 class RequestLog:

@@ -11,8 +11,11 @@ delivered locally at once and published for the other processes after.
 Per-user events (read markers, a room added or removed) go to every
 session of a user on this process and are published for the others.
 
+A user taken out of a room (left, removed, banned) is unsubscribed from it
+on every session of theirs on every process at once (`take_out`).
+
 Sessions are duck-typed: `username`, `push(room_pk, seq, frame)` (room_pk
-None for a per-user event) and `end(code, reason)`.
+None for a per-user event), `taken_out(room_pk, told)` and `end(code, reason)`.
 """
 import collections
 import json
@@ -173,6 +176,8 @@ class Hub:
             self._to_local_user(message["user"], encode(message["event"]))
         elif kind == "room":
             self._local(message["room"], encode(message["event"]), message.get("exclude"))
+        elif kind == "take-out":
+            self.take_out_local(message["user"], message["room"], message.get("event"))
         elif kind == "resync":
             self.resync()
         elif kind == "presence-expired":  # the broker reaped a dead process's user
@@ -201,6 +206,34 @@ class Hub:
     def _to_local_user(self, key, frame):
         for session in tuple(self.users.get(key, ())):
             session.push(None, None, frame)
+
+    def to_local_user(self, username, event):
+        """A per-user event to this process's sessions of the user only (a control
+        event every process reads)."""
+        self._to_local_user(user_key(username), encode(event))
+
+    # -- a user taken out of a room ----------------------------------------------
+    def take_out(self, username, room_pk, event=None):
+        """Unsubscribe every session of the user from the room, on every process,
+        then send them the per-user `event` (room-removed) if any."""
+        key = user_key(username)
+        self.take_out_local(key, room_pk, event)
+        self.broker.publish({"kind": "take-out", "user": key, "room": room_pk, "event": event})
+
+    def take_out_local(self, username, room_pk, event=None):
+        sessions = tuple(self.users.get(user_key(username), ()))
+        for session in sessions:
+            session.taken_out(room_pk, told=event is not None)
+        if event is not None:
+            frame = encode(event)
+            for session in sessions:
+                session.push(None, None, frame)
+
+    def catch_up(self, room_pk):
+        """Deliver what another program (chat-admin) appended to a room's log."""
+        room = self.rooms.get(room_pk)
+        if room is not None:
+            self._catch_up_new(room_pk, room)
 
     # -- subscriptions and presence -------------------------------------------
     def subscribe(self, session, room_pk):

@@ -65,7 +65,7 @@ def build_service(settings):
     hub = Hub(broker, ops.messages.messages_since, ops.messages.room_last_seq, stats=metrics)
     writer = GroupCommit(on_stored=metrics.timed(hub.message_stored))
     chat = ops.Chat(settings, auth.Passwords(settings.auth.hash_threads), broker, writer,
-                    announce=hub.event_stored, to_user=hub.to_user)
+                    announce=hub.event_stored, to_user=hub.to_user, take_out=hub.take_out)
     broker.start(hub.on_remote)
     return SimpleNamespace(settings=settings, chat=chat, hub=hub, broker=broker,
                            sessions=sessions, metrics=metrics)
@@ -123,6 +123,19 @@ def apply_control_event(service, kind, payload):
     elif kind == "room_deleted":
         for session in service.hub.close_room(payload["room"]):
             session.room_deleted(payload["room"])
+    elif kind == "room_change":  # chat-admin changed members or roles (ops.rooms.Changes)
+        apply_room_change(service.hub, payload)
+
+
+def apply_room_change(hub, payload):
+    """Each process delivers to its own sessions: every chatd reads the control event."""
+    room = payload["room"]
+    if payload["events"]:
+        hub.catch_up(room)  # the sequenced events, from the room's log
+    for username, event in payload["taken_out"]:
+        hub.take_out_local(username, room, event)
+    for username, event in payload["told"]:
+        hub.to_local_user(username, event)
 
 
 def ws_gate(settings, metrics):

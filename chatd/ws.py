@@ -225,6 +225,18 @@ class Session:
         if self.username is not None:
             self.service.hub.remove_user_session(self)
 
+    def taken_out(self, room_pk, told):
+        """The user is out of the room (left over HTTP, removed, banned): stop receiving it.
+
+        Told: a room-removed follows; else it was the user's own leave, which
+        this connection hears of as `left`.
+        """
+        if self.rooms.pop(room_pk, None) is None:
+            return
+        self.service.hub.unsubscribe(self, room_pk)
+        if not told:
+            self.send({"action": "left", "roomId": room_key(room_pk)})
+
     def room_deleted(self, room_pk):
         if self.rooms.pop(room_pk, None) is not None:
             self.send({"action": "room-deleted", "roomId": room_key(room_pk)})

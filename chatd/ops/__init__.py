@@ -20,13 +20,16 @@ from . import accounts, control, messages, rooms, tokens
 
 
 class Chat:
-    def __init__(self, settings, passwords, broker, writer=None, announce=None, to_user=None):
+    def __init__(self, settings, passwords, broker, writer=None, announce=None, to_user=None,
+                 take_out=None):
         """writer: the storage.commit.GroupCommit; None in chat-admin, which posts nothing.
 
         announce(room_pk, event): a sequenced event this process committed, for
         live delivery (the hub's event_stored); to_user(username, event): a
-        per-user event (the hub's to_user). None in chat-admin, whose changes
-        reach running chatd processes as control events.
+        per-user event (the hub's to_user); take_out(username, room_pk, event):
+        unsubscribe every session of the user from the room, then send it the
+        per-user event if any (the hub's take_out). None in chat-admin, whose
+        changes reach running chatd processes as control events.
         """
         self.settings = settings
         self.passwords = passwords
@@ -34,6 +37,7 @@ class Chat:
         self.writer = writer
         self.announce = announce
         self.to_user = to_user
+        self.take_out = take_out
 
     # accounts
     register = accounts.register
@@ -51,10 +55,19 @@ class Chat:
     create_room_for = staticmethod(rooms.create_room_for)
     list_rooms = staticmethod(rooms.list_rooms)
     join_room = staticmethod(rooms.join_room)
-    leave_room = staticmethod(rooms.leave_room)
+    leave_room = rooms.leave_room
     room_members = rooms.room_members
     members_of = rooms.members_of
     delete_room = staticmethod(rooms.delete_room)
+    # rooms with walls: direct rooms, name and topic, members, roles, bans
+    open_direct = rooms.open_direct
+    update_room = rooms.update_room
+    add_member = rooms.add_member
+    remove_member = rooms.remove_member
+    set_role = rooms.set_role
+    room_bans = staticmethod(rooms.room_bans)
+    lift_ban = staticmethod(rooms.lift_ban)
+    change_password = accounts.change_password
     # messages
     history = staticmethod(messages.history)
     messages_since = staticmethod(messages.messages_since)

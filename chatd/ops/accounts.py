@@ -102,6 +102,22 @@ def me(user):
             "rooms": [room_key(room) for room in users.room_pks(user)]}
 
 
+# -- a user's own account -----------------------------------------------------------
+def change_password(chat, user, token, current, new):
+    """The user's new password; every other login session of theirs ends (the token
+    in use stays, and access tokens are not sessions: section 10)."""
+    new = validate.password(new, "newPassword")
+    if not chat.passwords.verify(user.password_hash, current):
+        raise Forbidden("The current password is wrong.")
+    _replace_password(user, chat.passwords.hash(new), auth.token_hash(token))
+
+
+@transaction
+def _replace_password(user, hashed, kept):
+    users.update(user.id, password_hash=hashed)
+    end_login_sessions(user, keep=kept)
+
+
 # -- operator actions on accounts ------------------------------------------------
 def set_password(chat, username, password):
     hashed = chat.passwords.hash(validate.password(password))

@@ -1,8 +1,8 @@
-"""Queries on rooms and their memberships."""
+"""Queries on rooms, their memberships and bans."""
 import peewee as pw
 
 from ..keys import room_name_key
-from .models import Membership, Message, Room, User, now_ms
+from .models import Ban, Membership, Message, Room, User, now_ms, proxy
 
 
 def by_pk(room_pk):
@@ -14,13 +14,35 @@ def by_name(name):
     return Room.get_or_none(Room.name_key == room_name_key(name))
 
 
-def create(name, user):
-    """The new room, created by `user`, or None if the name (ignoring case) is taken."""
+def create(name, user, kind="public", topic="", name_key=None):
+    """The new room, created by `user`, or None if its name key is taken.
+
+    The insert runs in a savepoint: on PostgreSQL a failed statement would
+    otherwise abort the caller's whole transaction, and a direct room's
+    caller reads the existing room after a lost race.
+    """
     try:
-        return Room.create(name=name, name_key=room_name_key(name), created_by=user,
-                           created_at=now_ms())
+        with proxy.obj.atomic():
+            return Room.create(name=name, name_key=name_key or room_name_key(name),
+                               created_by=user, created_at=now_ms(), kind=kind, topic=topic)
     except pw.IntegrityError:
         return None
+
+
+def by_name_key(name_key):
+    return Room.get_or_none(Room.name_key == name_key)
+
+
+def update(room, **fields):
+    """Change a room's name or topic; False if the new name (ignoring case) is taken."""
+    if "name" in fields:
+        fields["name_key"] = room_name_key(fields["name"])
+    try:
+        with proxy.obj.atomic():
+            Room.update(**fields).where(Room.id == room.id).execute()
+    except pw.IntegrityError:
+        return False
+    return True
 
 
 def delete(room):
@@ -31,29 +53,49 @@ def last_seq(room_pk):
     return Room.select(Room.last_seq).where(Room.id == room_pk).scalar() or 0
 
 
-def listing(message_counts=False):
-    """(pk, name, created_at, creator, member count, message count or None, kind, topic)
-    of every room."""
+def listing(message_counts=False, user=None, room_pk=None):
+    """(pk, name, created_at, creator, member count, message count or None, kind, topic,
+    the user's role or None) of every room, or with `user` of those it may see:
+    the public ones and every room it is in; only room `room_pk` if given."""
     members = (Membership.select(pw.fn.COUNT(Membership.id))
                .where(Membership.room == Room.id))
     messages = (Message.select(pw.fn.COUNT(Message.id)).where(Message.room == Room.id)
                 if message_counts else pw.Value(None))
-    return list(Room.select(Room.id, Room.name, Room.created_at, User.username,
-                            members.alias("member_count"), messages.alias("message_count"),
-                            Room.kind, Room.topic)
-                .join(User, pw.JOIN.LEFT_OUTER, on=(Room.created_by == User.id))
-                .order_by(Room.id).tuples())
+    mine = Membership.alias("mine")
+    query = (Room.select(Room.id, Room.name, Room.created_at, User.username,
+                         members.alias("member_count"), messages.alias("message_count"),
+                         Room.kind, Room.topic, mine.role)
+             .join(User, pw.JOIN.LEFT_OUTER, on=(Room.created_by == User.id))
+             .switch(Room)
+             .join(mine, pw.JOIN.LEFT_OUTER,
+                   on=((mine.room == Room.id) & (mine.user == (user.id if user else None)))))
+    if user is not None:
+        query = query.where((Room.kind == "public") | mine.id.is_null(False))
+    if room_pk is not None:
+        query = query.where(Room.id == room_pk)
+    return list(query.order_by(Room.id).tuples())
+
+
+def peers(user, room_pks):
+    """{room pk: the other member's username} of these direct rooms."""
+    if not room_pks:
+        return {}
+    rows = (Membership.select(Membership.room, User.username).join(User)
+            .where(Membership.room.in_(room_pks) & (Membership.user != user)).tuples())
+    return dict(rows)
 
 
 # -- memberships ----------------------------------------------------------------
 def add_member(user, room_pk, joined_at, role="member"):
-    """Membership; a second time changes nothing."""
-    (Membership.insert(user=user, room=room_pk, joined_at=joined_at, role=role)
-     .on_conflict_ignore().execute())
+    """Membership; True if new (a second time changes nothing)."""
+    return bool(Membership.insert(user=user, room=room_pk, joined_at=joined_at, role=role)
+                .on_conflict_ignore().execute())
 
 
 def remove_member(user, room_pk):
-    Membership.delete().where((Membership.user == user) & (Membership.room == room_pk)).execute()
+    """End a membership; True if there was one."""
+    return bool(Membership.delete().where((Membership.user == user) &
+                                          (Membership.room == room_pk)).execute())
 
 
 def is_member(user, room_pk):
@@ -61,7 +103,49 @@ def is_member(user, room_pk):
                                      (Membership.room == room_pk)).exists()
 
 
+def role_of(user_pk, room_pk):
+    """The user's role in the room, or None when not a member."""
+    return (Membership.select(Membership.role)
+            .where((Membership.user == user_pk) & (Membership.room == room_pk)).scalar())
+
+
+def set_role(user_pk, room_pk, role):
+    Membership.update(role=role).where((Membership.user == user_pk) &
+                                       (Membership.room == room_pk)).execute()
+
+
+def owner_of(room_pk):
+    """The room's owner (a User), or None."""
+    return (User.select().join(Membership)
+            .where((Membership.room == room_pk) & (Membership.role == "owner")).first())
+
+
 def member_names(room_pk):
     """(username, role) of the members, by name."""
     return list(User.select(User.username, Membership.role).join(Membership)
                 .where(Membership.room == room_pk).order_by(User.username_key).tuples())
+
+
+# -- bans -----------------------------------------------------------------------
+def is_banned(user_pk, room_pk):
+    return Ban.select().where((Ban.user == user_pk) & (Ban.room == room_pk)).exists()
+
+
+def ban(user_pk, room_pk, by_pk, reason):
+    """Ban the user; a second ban changes nothing."""
+    (Ban.insert(room=room_pk, user=user_pk, by=by_pk, reason=reason, created_at=now_ms())
+     .on_conflict_ignore().execute())
+
+
+def unban(user_pk, room_pk):
+    """Lift a ban; True if there was one."""
+    return bool(Ban.delete().where((Ban.user == user_pk) & (Ban.room == room_pk)).execute())
+
+
+def bans(room_pk):
+    """(username, banned by or None, reason, created_at) of the room's bans, oldest first."""
+    banned, by = User.alias("banned"), User.alias("by")
+    return list(Ban.select(banned.username, by.username, Ban.reason, Ban.created_at)
+                .join(banned, on=(Ban.user == banned.id))
+                .switch(Ban).join(by, pw.JOIN.LEFT_OUTER, on=(Ban.by == by.id))
+                .where(Ban.room == room_pk).order_by(Ban.created_at, Ban.id).tuples())
