@@ -18,6 +18,7 @@ from helpers import GENEROUS, Chatd, Client, assert_error
 CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
           "response_schema_conformance")
 LOGOUT = "/api/logout"
+CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemathesis.toml")
 
 
 def operations(document):
@@ -127,7 +128,8 @@ def fuzzed(tmp_path_factory):
 
 def schemathesis(url, token, workdir, *args):
     """`st run` on the document chatd serves: deterministic, 25 examples an operation."""
-    cmd = [sys.executable, "-m", "schemathesis.cli", "run", url + "/api/openapi.json",
+    cmd = [sys.executable, "-m", "schemathesis.cli", "--config-file", CONFIG, "run",
+           url + "/api/openapi.json",
            "--url", url, "--checks", CHECKS, "--max-examples", "25",
            "--generation-deterministic", "--workers", "1",
            "--phases", "examples,coverage,fuzzing", "--request-timeout", "20",
