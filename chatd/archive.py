@@ -131,7 +131,7 @@ def _reactions(room_pk, first_seq, last_seq):
              .join(User, on=(Reaction.user == User.id))
              .where((Reaction.room == room_pk) & (Reaction.message_seq >= first_seq)
                     & (Reaction.message_seq <= last_seq))
-             .order_by(Reaction.message_seq, Reaction.created_at, Reaction.id))
+             .order_by(Reaction.id))  # the order they were added in, as history lists them
     found = {}
     for seq, emoji, username in models.proxy.obj.execute(query).fetchall():
         found.setdefault(seq, {}).setdefault(emoji, []).append(username)
@@ -303,10 +303,6 @@ def _mentions(value):
     return [validate.username(name, "mentions") for name in value]
 
 
-# PROTOCOL section 7's emoji: 1-32 characters, no whitespace or control characters.
-_EMOJI = re.compile(r"[^\s\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,32}\Z")
-
-
 def _reactions_field(value):
     if value is None:
         return []
@@ -314,11 +310,10 @@ def _reactions_field(value):
         raise BadRequest("Field 'reactions' must be a list of {emoji, users}.")
     reactions = []
     for item in value:
-        emoji = item.get("emoji") if isinstance(item, dict) else None
-        names = item.get("users") if isinstance(item, dict) else None
-        if not isinstance(emoji, str) or not _EMOJI.match(emoji):
-            raise BadRequest("Field 'reactions' must hold emoji of 1-32 characters with no "
-                             "whitespace or control characters.")
+        if not isinstance(item, dict):
+            raise BadRequest("Field 'reactions' must be a list of {emoji, users}.")
+        emoji = validate.emoji(item.get("emoji"), "reactions")
+        names = item.get("users")
         if not isinstance(names, list) or not names:
             raise BadRequest("Field 'reactions' must give each emoji a list of users.")
         reactions.append((emoji, [validate.username(name, "reactions") for name in names]))
