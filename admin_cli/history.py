@@ -49,9 +49,12 @@ def history():
 def export(admin, room_ids, all_rooms, fmt, output, since, until):
     """Stream the history of ROOM_ID... (or --all) out, oldest first in each room.
 
-    Each record has roomId, roomName, id, sender, message, timestamp and
-    clientMsgId (csv columns in that order). Memory stays flat whatever the
-    size; a progress bar shows on stderr when it is a terminal.
+    Each record has roomId, roomName, id, sender, message, timestamp,
+    clientMsgId, editedAt, replyTo, mentions and reactions (csv columns in
+    that order; mentions and reactions as JSON text there). A message is
+    exported as it now is (edited text, reactions); deleted ones are left
+    out. Memory stays flat whatever the size; a progress bar shows on stderr
+    when it is a terminal.
     """
     if bool(room_ids) == all_rooms:
         raise click.UsageError("Give one or more ROOM_IDs, or --all (not both).")
@@ -105,8 +108,9 @@ def _destination(path):
 def import_(admin, file):
     """Restore a jsonl export FILE into this database.
 
-    Keeps room ids, message ids, senders, texts, timestamps and clientMsgIds;
-    creates missing rooms and users (disabled, no password). A message already
+    Keeps room ids, message ids, senders, texts, timestamps, clientMsgIds,
+    edits (editedAt), replies, mentions and reactions; creates missing rooms
+    and users, reacting users too (disabled, no password). A message already
     here (same room and id) is skipped, so importing twice adds nothing. Every
     line is checked first and the file goes in as one transaction: a bad line
     is reported with its number and nothing is imported.

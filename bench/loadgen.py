@@ -16,6 +16,15 @@ send to receipt, counting a missing delivery as infinitely late.
 Capacity = the highest delivered/s of a step with >= 98% delivered and
 p99 <= 100 ms.
 
+`--mix 0.2` (chatd only) is issue 13's mixed workload: every fifth action of
+a sender is a change to its own anchor message instead of a new message,
+alternately `edit-message` (the new text carries the marker) and `react`
+(the emoji is the marker, so each one is new and stored). Their events
+(`message-edited`, `reaction-added`) go to every member like messages and
+count the same way; they are also counted by event name, per kind. A server
+that answers `bad_request` to those actions does not have them: the run stops
+at once and says so.
+
     taskset -c 1 python bench/loadgen.py --url ws://127.0.0.1:8081 --target plain
     taskset -c 1 python bench/loadgen.py --url ws://127.0.0.1:8080 --target chatd
 """
@@ -29,9 +38,17 @@ import time
 import urllib.parse
 
 from wsclient import (OP_CLOSE, OP_PING, OP_PONG, chat_path, connect, create_room,
-                      join, login_user, mask_frame, split_frames, text_frame)
+                      join, login_user, mask_frame, payloads, read_until, split_frames,
+                      text_frame)
 
 MARK = re.compile(rb"@(\d+):(\d+)#")
+ERROR_EVENT = b'"action":"error"'
+CHANGE_EVENTS = {"edit-message": b'"action":"message-edited"',
+                 "react": b'"action":"reaction-added"'}
+
+
+class UnsupportedAction(SystemExit):
+    """The server does not know an action of the mixed workload."""
 PASSWORD = "bench-password-1"
 MIN_FRACTION, MAX_P99_MS = 0.98, 100.0
 
@@ -127,6 +144,17 @@ def open_room_connections(args):
     return conns, senders
 
 
+def send_anchor(conn, client_msg_id):
+    """Send the message a sender's edits and reactions change; its id."""
+    conn.sock.sendall(text_frame({"action": "send-message", "roomId": conn.room,
+                                  "message": "anchor", "clientMsgId": client_msg_id}))
+    event = read_until(conn, lambda e: e.get("clientMsgId") == client_msg_id
+                       or e.get("action") == "error")
+    if event["action"] == "error":
+        raise RuntimeError(f"anchor message: {event}")
+    return event["id"]
+
+
 def authenticate(args, host, port):
     """chatd: one user per connection, rooms created by their first member.
     plain: no tokens, rooms room_1..room_R."""
@@ -150,24 +178,27 @@ def authenticate(args, host, port):
 
 class Sender:
     """A connection that sends at a fixed rate from a phase offset."""
-    __slots__ = ("conn", "next_us", "seq", "prefix")
+    __slots__ = ("conn", "next_us", "seq", "prefix", "changes", "anchor")
 
-    def __init__(self, conn, index):
-        self.conn, self.next_us, self.seq = conn, 0, 0
+    def __init__(self, conn, index, anchor):
+        self.conn, self.next_us, self.seq, self.changes = conn, 0, 0, 0
         self.prefix = f"s{index}-"
+        self.anchor = anchor     # --mix: the id of the message its changes are about
 
 
 class Loop:
     """epoll over all connections; sends what is due, counts what arrives."""
 
-    def __init__(self, conns, senders, members, message_bytes, read_pause=0.0):
+    def __init__(self, conns, senders, members, message_bytes, read_pause=0.0, mix=0.0,
+                 anchors=None):
         self.ep = select.epoll()
         self.by_fd = {}
         for c in conns:
             c.sock.setblocking(False)
             self.by_fd[c.sock.fileno()] = c
             self.ep.register(c.sock.fileno(), select.EPOLLIN)
-        self.senders = [Sender(c, i) for i, c in enumerate(senders)]
+        anchors = anchors or [None] * len(senders)
+        self.senders = [Sender(c, i, anchors[i]) for i, c in enumerate(senders)]
         self.members = members
         self.pad = message_bytes
         self.received = 0        # every marked delivery, tagged or not
@@ -178,6 +209,10 @@ class Loop:
         self.closed = 0
         self.pending = set()     # connections with bytes the kernel did not take yet
         self.read_pause = read_pause
+        self.mix = mix           # share of actions that change an anchor message
+        self.sent_kinds = dict.fromkeys(("send-message",) + tuple(CHANGE_EVENTS), 0)
+        self.acked = dict.fromkeys(CHANGE_EVENTS, 0)   # their events received, all members
+        self.errors = 0
         self.rbuf = bytearray(1 << 18)
         self.rview = memoryview(self.rbuf)
 
@@ -221,21 +256,33 @@ class Loop:
                 seen, last = self.received, now_us()
 
     def send_due(self, now):
-        """Send every message whose time has come (catching up after a stall)."""
+        """Send every action whose time has come (catching up after a stall)."""
         tag = self.tag
         for s in self.senders:
             while s.next_us <= now:
                 s.seq += 1
-                self.write(s.conn, self.message_frame(s, tag))
+                self.write(s.conn, self.action_frame(s, tag))
                 s.next_us += self.interval
                 self.sent += 1
         self.next_due = min(s.next_us for s in self.senders)
 
-    def message_frame(self, s, tag):
-        text = f"@{tag.decode()}:{now_us()}#"
-        text += "x" * (self.pad - len(text))
-        return text_frame({"action": "send-message", "roomId": s.conn.room,
-                           "message": text, "clientMsgId": s.prefix + str(s.seq)})
+    def action_frame(self, s, tag):
+        """A new message; with --mix, every 1/mix-th action changes the anchor instead."""
+        marker = f"@{tag.decode()}:{now_us()}#"
+        if self.mix and int(s.seq * self.mix) != int((s.seq - 1) * self.mix):
+            s.changes += 1
+            if s.changes % 2:
+                event = {"action": "edit-message", "roomId": s.conn.room, "id": s.anchor,
+                         "message": marker + "e" * (self.pad - len(marker))}
+            else:   # the marker is the emoji: a new reaction each time, always stored
+                event = {"action": "react", "roomId": s.conn.room, "id": s.anchor,
+                         "emoji": marker}
+        else:
+            event = {"action": "send-message", "roomId": s.conn.room,
+                     "message": marker + "x" * (self.pad - len(marker)),
+                     "clientMsgId": s.prefix + str(s.seq)}
+        self.sent_kinds[event["action"]] += 1
+        return text_frame(event)
 
     def write(self, conn, frame):
         """Non-blocking send; what the kernel does not take waits in conn.out."""
@@ -284,6 +331,11 @@ class Loop:
             conn.buf = bytes(buf[end:n])
             if control:
                 self.on_control(conn, control)
+            if buf.find(ERROR_EVENT, 0, end) >= 0:
+                self.on_errors(buf, end)
+            if self.mix:
+                for kind, name in CHANGE_EVENTS.items():
+                    self.acked[kind] += buf.count(name, 0, end)
             found = MARK.findall(buf, 0, end)
             if not found:
                 continue
@@ -301,6 +353,24 @@ class Loop:
             elif opcode == OP_CLOSE:
                 self.drop(conn)
 
+    def on_errors(self, buf, end):
+        """Error events (rare): a change action refused as bad_request ends the run
+        (an older chatd answers "Unknown action"); others are counted and shown."""
+        for payload, _ in payloads(bytes(buf[:end]), end):
+            if ERROR_EVENT not in payload:
+                continue
+            event = json.loads(payload)
+            self.errors += 1
+            if event.get("code") == "bad_request" and event.get("ref") in CHANGE_EVENTS:
+                hint = ("this chatd lacks edit-message and react (PROTOCOL section 7, issue 13): "
+                        "run the mixed workload against a build that has them"
+                        if "nknown action" in event.get("message", "") else
+                        "the load generator's change frames do not match this chatd's rules")
+                raise UnsupportedAction(f"loadgen: the server refused {event['ref']}: "
+                                        f"{event}\n{hint}")
+            if self.errors <= 5:
+                print(f"   server error event: {event}", file=sys.stderr, flush=True)
+
     def drop(self, conn):
         if not conn.closed:
             conn.closed = True
@@ -317,13 +387,16 @@ def run_step(loop, rate, step_no, args):
     loop.run_until(t + args.warmup * 1e6)
     loop.latencies[tag] = []
     sent0, recv0, t0 = loop.sent, loop.received, now_us()
-    reads0 = loop.reads
+    reads0, kinds0, errors0 = loop.reads, dict(loop.sent_kinds), loop.errors
+    acked0 = dict(loop.acked)
     me0, server0 = loop.me.sample(), loop.server.sample()
     loop.tag = tag
     loop.run_until(t0 + args.measure * 1e6)
     sent, recv, t1 = loop.sent - sent0, loop.received - recv0, now_us()
     me1, server1 = loop.me.sample(), loop.server.sample()
     reads = loop.reads - reads0
+    kinds = {k: v - kinds0[k] for k, v in loop.sent_kinds.items()}
+    acked = {k: v - acked0[k] for k, v in loop.acked.items()}
     loop.tag = b"0"
     loop.run_until(t1 + args.tail * 1e6)
     lat = sorted(loop.latencies.pop(tag))
@@ -345,6 +418,10 @@ def run_step(loop, rate, step_no, args):
         "server_cpu": server_cpu if args.server_pid else None,
         "server_core_others": server_others if args.server_pid else None,
         "closed": loop.closed,
+        "sent_kinds": kinds,       # actions sent in the measured window, by kind
+        # their events received in the window (all members), as for delivered/s
+        "acked_per_s": {k: v / secs for k, v in acked.items()},
+        "errors": loop.errors - errors0,
     }
 
 
@@ -396,7 +473,15 @@ def print_step(s, max_wait):
           f"{fmt_ms(s['p99_ms']):>8} {s['loadgen_cpu'] * 100:>5.0f}% {fmt_pct(s['server_cpu']):>7}"
           f" {fmt_pct(s['loadgen_core_others']) + '/' + fmt_pct(s['server_core_others']):>9}"
           f"  {'yes' if passes(s) else 'no'}{' (disturbed)' if disturbed(s, max_wait) else ''}"
-          + (f"  ({s['closed']} connections closed)" if s["closed"] else ""), flush=True)
+          + (f"  ({s['closed']} connections closed)" if s["closed"] else "")
+          + (f"  ({s['errors']} error events)" if s["errors"] else ""), flush=True)
+    sent = s["sent_kinds"]
+    if sent["edit-message"] or sent["react"]:
+        secs = s["sent_per_s"] and sum(sent.values()) / s["sent_per_s"]
+        print(f"{'':>11} changes/s sent: {sent['edit-message'] / secs:.0f} edits, "
+              f"{sent['react'] / secs:.0f} reactions; their events received/s: "
+              f"{s['acked_per_s']['edit-message']:.0f} message-edited, "
+              f"{s['acked_per_s']['react']:.0f} reaction-added", flush=True)
 
 
 def parse_rates(spec):
@@ -446,13 +531,23 @@ def main(argv=None):
     ap.add_argument("--read-pause-ms", type=float, default=0.0,
                     help="sleep this long before each poll: a slower reader that lets "
                          "Nagle's algorithm coalesce (adds that much latency)")
+    ap.add_argument("--mix", type=float, default=0.0,
+                    help="chatd: this share of actions edit or react to the sender's anchor "
+                         "message instead of sending one (issue 13's mixed workload: 0.2)")
     ap.add_argument("--json", help="write the steps and the capacity to this file")
     args = ap.parse_args(argv)
+    if args.mix and args.target != "chatd":
+        ap.error("--mix needs --target chatd: the peers know only send-message")
+    if not 0 <= args.mix <= 0.5:
+        ap.error("--mix is a share of actions between 0 and 0.5")
 
     conns, senders = open_room_connections(args)
     print(f"{len(conns)} connections in {args.rooms} rooms, {len(senders)} senders",
           file=sys.stderr, flush=True)
-    loop = Loop(conns, senders, args.members, args.message_bytes, args.read_pause_ms / 1000)
+    anchors = [send_anchor(c, f"anchor-{args.run_id}-{n}") for n, c in enumerate(senders)
+               ] if args.mix else None
+    loop = Loop(conns, senders, args.members, args.message_bytes, args.read_pause_ms / 1000,
+                args.mix, anchors)
     loop.me, loop.server = Usage(), Usage(args.server_pid or "self")
     print_header()
     steps, failures, step_no = [], 0, 0
@@ -481,8 +576,8 @@ def main(argv=None):
     print(f"capacity: {cap:.0f} deliveries/s", flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"url": args.url, "target": args.target, "capacity": cap,
-                       "steps": steps}, f, indent=1)
+            json.dump({"url": args.url, "target": args.target, "mix": args.mix,
+                       "capacity": cap, "steps": steps}, f, indent=1)
     for c in conns:
         c.sock.close()
 

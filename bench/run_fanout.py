@@ -64,11 +64,11 @@ def chatd_available():
                           capture_output=True).returncode == 0
 
 
-def start_server(argv, env, log_path, core):
+def start_server(argv, env, log_path, core, cwd=REPO):
     """Start a server pinned to core; returns (process, (host, port)) once it listens."""
     log = open(log_path, "w")
     proc = subprocess.Popen(["taskset", "-c", str(core)] + argv, stdout=log,
-                            stderr=subprocess.STDOUT, env={**os.environ, **env}, cwd=REPO)
+                            stderr=subprocess.STDOUT, env={**os.environ, **env}, cwd=cwd)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with open(log_path) as f:
@@ -91,13 +91,14 @@ def stop_server(proc):
         proc.wait()
 
 
-def run_loadgen(addr, mode, server_pid, out_json, args):
+def run_loadgen(addr, mode, server_pid, out_json, args, extra=()):
+    """loadgen.py's result (its --json); CalledProcessError when it fails."""
     argv = ["taskset", "-c", str(args.loadgen_core), python_for_bench(),
             os.path.join(BENCH, "loadgen.py"), "--url", f"ws://{addr[0]}:{addr[1]}",
             "--target", mode, "--server-pid", str(server_pid), "--json", out_json,
             "--rates", args.rates, "--warmup", str(args.warmup),
             "--measure", str(args.measure), "--tail", str(args.tail),
-            "--read-pause-ms", str(args.read_pause_ms)]
+            "--read-pause-ms", str(args.read_pause_ms)] + list(extra)
     subprocess.run(argv, check=True)
     with open(out_json) as f:
         return json.load(f)

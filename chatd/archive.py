@@ -2,11 +2,14 @@
 
 Export streams: each room is read in (room, seq) keyset batches, each batch
 in its own short read transaction, so memory stays flat whatever the room
-size and a live chatd keeps writing. Import is all-or-nothing per file: every
-line is validated first, then the whole file goes in one transaction.
+size and a live chatd keeps writing. A record is a message's current state:
+its text as last edited, what it answers, whom it mentions and its
+reactions; a deleted message is left out. Import is all-or-nothing per file:
+every line is validated first, then the whole file goes in one transaction.
 Purge deletes in small batches, one short write transaction each, so chatd's
 writes get in between. Records are tuples in the order of FIELDS.
 """
+import collections
 import csv
 import datetime
 import json
@@ -21,12 +24,16 @@ import peewee as pw
 from . import validate
 from .errors import BadRequest, Conflict, NotFound
 from .events import DELETED_SENDER, iso
-from .keys import room_key, room_name_key
+from .keys import room_key, room_name_key, user_key
 from .ops.rooms import existing_room
 from .storage import models, rooms, users
-from .storage.models import Message, Room, User, transaction
+from .storage.models import (Membership, Mention, Message, Reaction, Room, RoomEvent, User,
+                             transaction)
 
-FIELDS = ("roomId", "roomName", "id", "sender", "message", "timestamp", "clientMsgId")
+# The contract's seven columns first (PROTOCOL section 4), then the message's
+# changes: a reader of a 0.1.0 export, or of the first seven csv columns, is not broken.
+FIELDS = ("roomId", "roomName", "id", "sender", "message", "timestamp", "clientMsgId",
+          "editedAt", "replyTo", "mentions", "reactions")
 EXPORT_BATCH = 5000  # messages per read transaction
 IMPORT_BATCH = 1000  # rows per INSERT statement
 PURGE_BATCH = 1000  # messages per write transaction
@@ -69,23 +76,28 @@ def _rooms(pks):
 
 
 @transaction
-def count_messages(room_pks=None, since=None, until=None):
-    """How many messages an export of these rooms (None: all) will yield, for a progress bar."""
+def count_messages(room_pks=None, since=None, until=None, with_deleted=False):
+    """How many messages an export of these rooms (None: all) will yield, for a progress
+    bar; with_deleted: also the deleted ones' rows (what a purge removes)."""
     query = _in_window(Message.select(), since, until)
+    if not with_deleted:
+        query = query.where(Message.deleted == False)  # noqa: E712
     if room_pks is not None:
         query = query.where(Message.room.in_(room_pks))
     return query.count()
 
 
 def export_records(rooms, since=None, until=None):
-    """Every message of the rooms with since <= timestamp < until, in (room, id) order."""
+    """Every live message of the rooms with since <= timestamp < until, in (room, id) order."""
     for pk, name in rooms:
         key, after = room_key(pk), 0
         while True:
-            rows = _export_batch(pk, after, since, until)
-            for seq, sender, text, created_at, client_msg_id in rows:
-                yield (key, name, seq, sender or DELETED_SENDER, text,
-                       iso(created_at), client_msg_id)
+            rows, reactions = _export_batch(pk, after, since, until)
+            for seq, sender, text, created_at, client_msg_id, edited_at, reply_to, mentions in rows:
+                # Inline tests, not calls: most messages have none of the last four.
+                yield (key, name, seq, sender or DELETED_SENDER, text, iso(created_at),
+                       client_msg_id, edited_at and iso(edited_at), reply_to,
+                       mentions and _names(mentions), reactions and reactions.get(seq))
             if len(rows) < EXPORT_BATCH:
                 break
             after = rows[-1][0]
@@ -93,15 +105,38 @@ def export_records(rooms, since=None, until=None):
 
 @transaction
 def _export_batch(room_pk, after_seq, since, until):
-    query = Message.select().where((Message.room == room_pk) & (Message.seq > after_seq))
+    """(message rows, {seq: reactions}) of the next batch, read in one snapshot."""
+    query = Message.select().where((Message.room == room_pk) & (Message.seq > after_seq)
+                                   & (Message.deleted == False))  # noqa: E712
     query = (_in_window(query, since, until)
              .select(Message.seq, User.username, Message.text, Message.created_at,
-                     Message.client_msg_id)
+                     Message.client_msg_id, Message.edited_at, Message.reply_to, Message.mentions)
              .join(User, pw.JOIN.LEFT_OUTER, on=(Message.sender == User.id))
              .order_by(Message.seq).limit(EXPORT_BATCH))
     # The driver's rows as they are: every column is already an int or a str,
     # and peewee's per-field conversion would halve the export rate.
-    return models.proxy.obj.execute(query).fetchall()
+    rows = models.proxy.obj.execute(query).fetchall()
+    return rows, _reactions(room_pk, rows[0][0], rows[-1][0]) if rows else {}
+
+
+def _names(mentions):
+    """A message's stored mentions (JSON text) as a list; None when it mentions no one."""
+    return json.loads(mentions) or None
+
+
+def _reactions(room_pk, first_seq, last_seq):
+    """{seq: [{"emoji", "users"}, ...]} of the messages first_seq..last_seq: one query per
+    batch, each emoji in the order it was first added, its users in the order they added it."""
+    query = (Reaction.select(Reaction.message_seq, Reaction.emoji, User.username)
+             .join(User, on=(Reaction.user == User.id))
+             .where((Reaction.room == room_pk) & (Reaction.message_seq >= first_seq)
+                    & (Reaction.message_seq <= last_seq))
+             .order_by(Reaction.id))  # the order they were added in, as history lists them
+    found = {}
+    for seq, emoji, username in models.proxy.obj.execute(query).fetchall():
+        found.setdefault(seq, {}).setdefault(emoji, []).append(username)
+    return {seq: [{"emoji": emoji, "users": names} for emoji, names in by_emoji.items()]
+            for seq, by_emoji in found.items()}
 
 
 def _in_window(query, since, until):
@@ -115,15 +150,35 @@ def _in_window(query, since, until):
 _string = json.encoder.encode_basestring  # the C one; keeps non-ASCII text as it is
 
 
+def _json_value(value):
+    return json.dumps(value, ensure_ascii=False)
+
+
 def _json_object(record):
     """The record as a JSON object with FIELDS as keys. Only the strings need
     encoding, so it is formatted directly: json.dumps per record held export
     under 100,000 messages/s, this makes it about 270,000."""
-    room_id, room_name, seq, sender, text, timestamp, client_msg_id = record
-    return ('{"roomId": "%s", "roomName": %s, "id": %d, "sender": %s, "message": %s, '
-            '"timestamp": "%s", "clientMsgId": %s}'
+    (room_id, room_name, seq, sender, text, timestamp, client_msg_id,
+     edited_at, reply_to, mentions, reactions) = record
+    changed = edited_at or reply_to or mentions or reactions
+    return ((_CHANGED if changed else _UNCHANGED)
             % (room_id, _string(room_name), seq, _string(sender), _string(text), timestamp,
-               "null" if client_msg_id is None else _string(client_msg_id)))
+               "null" if client_msg_id is None else _string(client_msg_id),
+               _changes_json(edited_at, reply_to, mentions, reactions) if changed else ""))
+
+
+_CHANGED = ('{"roomId": "%s", "roomName": %s, "id": %d, "sender": %s, "message": %s, '
+            '"timestamp": "%s", "clientMsgId": %s, %s}')
+# most messages: the last four fields as constant text
+_UNCHANGED = _CHANGED.replace(
+    "%s}", '"editedAt": null, "replyTo": null, "mentions": [], "reactions": []%s}')
+
+
+def _changes_json(edited_at, reply_to, mentions, reactions):
+    return ('"editedAt": %s, "replyTo": %s, "mentions": %s, "reactions": %s'
+            % ("null" if edited_at is None else '"%s"' % edited_at,
+               "null" if reply_to is None else "%d" % reply_to,
+               _json_value(mentions or []), _json_value(reactions or [])))
 
 
 def write_jsonl(records, out):
@@ -142,10 +197,17 @@ def write_json(records, out):
 
 
 def write_csv(records, out):
-    """RFC 4180: a header row, CRLF line ends, quotes where needed (open `out` with newline='')."""
+    """RFC 4180: a header row, CRLF line ends, quotes where needed (open `out` with newline='').
+    mentions and reactions are JSON text in their cell; a cell is empty when there is none."""
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(FIELDS)
-    writer.writerows(records)
+    writer.writerows(_csv_row(record) for record in records)
+
+
+def _csv_row(record):
+    if not (record[9] or record[10]):
+        return record[:9] + ("", "")
+    return record[:9] + tuple(_json_value(v) if v else "" for v in record[9:])
 
 
 WRITERS = {"jsonl": write_jsonl, "csv": write_csv, "json": write_json}
@@ -192,7 +254,8 @@ def _read_records(path):
 
 
 def _parse_record(line):
-    """One export line -> (room_pk, room_name, seq, sender or None, text, created_ms, clientMsgId)."""
+    """One export line -> an ImportRecord (sender None for a deleted user's message).
+    The fields after clientMsgId are optional: a 0.1.0 export has none of them."""
     try:
         body = json.loads(line)
     except (ValueError, RecursionError):
@@ -201,9 +264,7 @@ def _parse_record(line):
         raise BadRequest("not a JSON object")
     room_pk = validate.room_id(validate.string(body, "roomId"))
     room_name = validate.room_name(validate.string(body, "roomName"))
-    seq = body.get("id")
-    if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq < 2 ** 62:
-        raise BadRequest("Field 'id' must be a positive integer.")
+    seq = _message_id(body, "id", required=True)
     sender = validate.string(body, "sender")
     sender = None if sender == DELETED_SENDER else validate.username(sender, "sender")
     text = validate.string(body, "message")
@@ -211,33 +272,139 @@ def _parse_record(line):
         raise BadRequest("Field 'message' must not contain control characters.")
     created_at = parse_timestamp(validate.string(body, "timestamp"))
     client_msg_id = validate.client_msg_id(body.get("clientMsgId"))
-    return room_pk, room_name, seq, sender, text, created_at, client_msg_id
+    edited_at = body.get("editedAt")
+    edited_at = None if edited_at is None else parse_timestamp(edited_at, "editedAt")
+    return ImportRecord(room_pk, room_name, seq, sender, text, created_at, client_msg_id,
+                        edited_at, _message_id(body, "replyTo"), _mentions(body.get("mentions")),
+                        _reactions_field(body.get("reactions")))
+
+
+class ImportRecord(collections.namedtuple("ImportRecord", (
+        "room_pk", "room_name", "seq", "sender", "text", "created_at", "client_msg_id",
+        "edited_at", "reply_to", "mentions", "reactions"))):
+    """A validated export line: times in ms, mentions a list of usernames, reactions a
+    list of (emoji, [usernames]); both empty when there are none."""
+
+
+def _message_id(body, field, required=False):
+    value = body.get(field)
+    if value is None and not required:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value < 2 ** 62:
+        raise BadRequest("Field '%s' must be a positive integer." % field)
+    return value
+
+
+def _mentions(value):
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise BadRequest("Field 'mentions' must be a list of usernames.")
+    return [validate.username(name, "mentions") for name in value]
+
+
+def _reactions_field(value):
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise BadRequest("Field 'reactions' must be a list of {emoji, users}.")
+    reactions = []
+    for item in value:
+        if not isinstance(item, dict):
+            raise BadRequest("Field 'reactions' must be a list of {emoji, users}.")
+        emoji = validate.emoji(item.get("emoji"), "reactions")
+        names = item.get("users")
+        if not isinstance(names, list) or not names:
+            raise BadRequest("Field 'reactions' must give each emoji a list of users.")
+        reactions.append((emoji, [validate.username(name, "reactions") for name in names]))
+    return reactions
 
 
 @transaction
 def _apply_import(path):
-    counts = {"rooms": 0, "users": 0, "messages": 0}
-    rooms, users, top_seq, batch, total = set(), {None: None}, {}, [], 0
+    state = _Import()
     for number, record in _read_records(path):
-        total += 1
-        room_pk, room_name, seq, sender, text, created_at, client_msg_id = record
-        if room_pk not in rooms:
-            counts["rooms"] += _ensure_room(number, room_pk, room_name, created_at)
-            rooms.add(room_pk)
-        if sender not in users:
-            users[sender], created = _ensure_user(sender)
-            counts["users"] += created
-        batch.append((room_pk, seq, users[sender], text, created_at, client_msg_id))
-        top_seq[room_pk] = max(seq, top_seq.get(room_pk, 0))
-        if len(batch) >= IMPORT_BATCH:
-            counts["messages"] += _insert_messages(batch)
-            batch = []
-    counts["messages"] += _insert_messages(batch)
-    for room_pk, seq in top_seq.items():  # later messages continue after the imported ids
+        state.add(number, record)
+    state.flush()
+    for room_pk, seq in state.top_seq.items():  # later messages continue after the imported ids
         Room.update(last_seq=seq).where((Room.id == room_pk) & (Room.last_seq < seq)).execute()
-    if counts["rooms"]:
+    if state.counts["rooms"]:
         _advance_room_sequence()
-    return dict(counts, skipped=total - counts["messages"])
+    return dict(state.counts, skipped=state.total - state.counts["messages"])
+
+
+class _Import:
+    """One import transaction's running state: rooms and users seen, the batch to insert."""
+
+    def __init__(self):
+        self.counts = {"rooms": 0, "users": 0, "messages": 0}
+        self.rooms, self.user_pks, self.members = set(), {None: None}, {}
+        self.top_seq, self.batch, self.total = {}, {}, 0
+
+    def add(self, number, record):
+        self.total += 1
+        if record.room_pk not in self.rooms:
+            self.counts["rooms"] += _ensure_room(number, record.room_pk, record.room_name,
+                                                 record.created_at)
+            self.rooms.add(record.room_pk)
+        for name in [record.sender] + [n for _, names in record.reactions for n in names]:
+            self.user_pk(name)
+        # keyed by (room, id): a line repeated in the file goes in once
+        self.batch.setdefault((record.room_pk, record.seq), record)
+        self.top_seq[record.room_pk] = max(record.seq, self.top_seq.get(record.room_pk, 0))
+        if len(self.batch) >= IMPORT_BATCH:
+            self.flush()
+
+    def user_pk(self, username):
+        """The user's pk; a missing one is created disabled, with no password."""
+        if username not in self.user_pks:
+            user = users.by_name(username)
+            if user is None:
+                user = users.create(username, None, disabled=True)
+                self.counts["users"] += 1
+            self.user_pks[username] = user.id
+        return self.user_pks[username]
+
+    def flush(self):
+        """Insert the batch's messages not already here, with their reactions and mentions."""
+        present = _present(self.batch)
+        new = [r for key, r in self.batch.items() if key not in present]
+        self.batch = {}
+        if not new:
+            return
+        _insert_messages([(r.room_pk, r.seq, self.user_pk(r.sender), r.text, r.created_at,
+                           r.client_msg_id, r.edited_at, r.reply_to, _mentions_text(r.mentions))
+                          for r in new])
+        self.counts["messages"] += len(new)
+        _insert_ignoring_repeats(Reaction, [Reaction.room, Reaction.message_seq, Reaction.user,
+                                            Reaction.emoji, Reaction.created_at], [
+            (r.room_pk, r.seq, self.user_pk(name), emoji, r.created_at)
+            for r in new for emoji, names in r.reactions for name in names])
+        _insert_ignoring_repeats(Mention, [Mention.user, Mention.room, Mention.message_seq], [
+            (self.room_members(r.room_pk)[user_key(name)], r.room_pk, r.seq)
+            for r in new for name in r.mentions if user_key(name) in self.room_members(r.room_pk)])
+
+    def room_members(self, room_pk):
+        """{username key: user pk} of the room's members: only members are mentioned."""
+        if room_pk not in self.members:
+            rows = (Membership.select(User.username_key, User.id).join(User)
+                    .where(Membership.room == room_pk).tuples())
+            self.members[room_pk] = dict(rows)
+        return self.members[room_pk]
+
+
+def _present(batch):
+    """The (room, id) keys of the batch already in the database."""
+    present = set()
+    for room_pk in {room for room, _ in batch}:
+        seqs = [seq for room, seq in batch if room == room_pk]
+        present.update((room_pk, seq) for (seq,) in Message.select(Message.seq).where(
+            (Message.room == room_pk) & Message.seq.in_(seqs)).tuples())
+    return present
+
+
+def _mentions_text(names):
+    return json.dumps(names, separators=(",", ":")) if names else None
 
 
 def _ensure_room(number, room_pk, name, created_at):
@@ -253,21 +420,22 @@ def _ensure_room(number, room_pk, name, created_at):
     return 1
 
 
-def _ensure_user(username):
-    """(user pk, 1 if created): a missing sender comes back disabled, with no password."""
-    user = users.by_name(username)
-    if user is not None:
-        return user.id, 0
-    return users.create(username, None, disabled=True).id, 1
-
-
 def _insert_messages(rows):
-    """Insert, skipping any already present (same room and id); how many went in."""
-    if not rows:
-        return 0
-    fields = [Message.room, Message.seq, Message.sender, Message.text,
-              Message.created_at, Message.client_msg_id]
-    return Message.insert_many(rows, fields=fields).on_conflict_ignore().as_rowcount().execute()
+    """Insert messages known to be new here (same room and id absent). A clash on the
+    clientMsgId index means this database holds another message with that retry key."""
+    fields = [Message.room, Message.seq, Message.sender, Message.text, Message.created_at,
+              Message.client_msg_id, Message.edited_at, Message.reply_to, Message.mentions]
+    try:
+        Message.insert_many(rows, fields=fields).execute()
+    except pw.IntegrityError:
+        raise Conflict("a message of this file has the clientMsgId of another message of "
+                       "its sender in its room already here; nothing was imported")
+
+
+def _insert_ignoring_repeats(model, fields, rows):
+    for start in range(0, len(rows), IMPORT_BATCH):
+        model.insert_many(rows[start:start + IMPORT_BATCH], fields=fields) \
+            .on_conflict_ignore().execute()
 
 
 def _advance_room_sequence():
@@ -292,7 +460,7 @@ def purge(room_id, before):
 
 def purge_count(room_id, before):
     """How many messages purge(room_id, before) would delete now."""
-    return count_messages([_room_pk(room_id)], until=before)
+    return count_messages([_room_pk(room_id)], until=before, with_deleted=True)
 
 
 @transaction
@@ -302,10 +470,17 @@ def _room_pk(room_id):
 
 @transaction
 def _purge_batch(room_pk, before):
-    oldest = (Message.select(Message.id)
-              .where((Message.room == room_pk) & (Message.created_at < before))
-              .order_by(Message.seq).limit(PURGE_BATCH))
-    return Message.delete().where(Message.id.in_(oldest)).execute()
+    """Delete the oldest batch with everything about it: reactions, mentions and the log's
+    events on those messages (an edit's event holds the text too)."""
+    oldest = list(Message.select(Message.id, Message.seq)
+                  .where((Message.room == room_pk) & (Message.created_at < before))
+                  .order_by(Message.seq).limit(PURGE_BATCH).tuples())
+    if not oldest:
+        return 0
+    ids, seqs = zip(*oldest)
+    for model in (Reaction, Mention, RoomEvent):
+        model.delete().where((model.room == room_pk) & model.message_seq.in_(seqs)).execute()
+    return Message.delete().where(Message.id.in_(ids)).execute()
 
 
 # -- schema and backup -----------------------------------------------------------

@@ -10,7 +10,8 @@ import services
 from admin_tool import Terminal, chat_admin, failed, ok
 from helpers import Chatd, Client, unique
 
-FIELDS = ["roomId", "roomName", "id", "sender", "message", "timestamp", "clientMsgId"]
+FIELDS = ["roomId", "roomName", "id", "sender", "message", "timestamp", "clientMsgId",
+          "editedAt", "replyTo", "mentions", "reactions"]
 HOSTILE = [
     "plain words",
     'a comma, "double quotes" and \'single ones\'',
@@ -43,9 +44,13 @@ def conversation(server):
 
 
 def record(room, name, message):
+    """The export record of a history item."""
     return {"roomId": room, "roomName": name, "id": message["id"], "sender": message["sender"],
             "message": message["message"], "timestamp": message["timestamp"],
-            "clientMsgId": message.get("clientMsgId")}
+            "clientMsgId": message.get("clientMsgId"), "editedAt": message.get("editedAt"),
+            "replyTo": message.get("replyTo"), "mentions": message.get("mentions", []),
+            "reactions": [{"emoji": r["emoji"], "users": r["users"]}
+                          for r in message.get("reactions", [])]}
 
 
 def read_export(path, fmt):
@@ -56,7 +61,14 @@ def read_export(path, fmt):
             return json.load(f)
         rows = list(csv.reader(f))
     assert rows[0] == FIELDS
-    return [dict(zip(FIELDS, row), id=int(row[2]), clientMsgId=row[6] or None) for row in rows[1:]]
+    return [csv_record(row) for row in rows[1:]]
+
+
+def csv_record(row):
+    """A csv row as the jsonl record it stands for: empty cells are none, lists are JSON text."""
+    return dict(zip(FIELDS, row), id=int(row[2]), clientMsgId=row[6] or None,
+                editedAt=row[7] or None, replyTo=int(row[8]) if row[8] else None,
+                mentions=json.loads(row[9] or "[]"), reactions=json.loads(row[10] or "[]"))
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "json"])

@@ -68,7 +68,8 @@ def test_export_of_a_million_messages_streams_in_flat_memory(big, tmp_path):
     assert count == ROOMS * PER_ROOM
     assert first == {"roomId": "room_1", "roomName": "Room 1", "id": 1, "sender": "loader",
                      "message": TEXT % 1, "timestamp": "2023-11-14T22:13:20.010Z",
-                     "clientMsgId": None}
+                     "clientMsgId": None, "editedAt": None, "replyTo": None, "mentions": [],
+                     "reactions": []}
 
 
 def test_an_interrupted_export_leaves_no_file(big, tmp_path):
