@@ -8,9 +8,9 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test install dev browser clean
+.PHONY: run test test-fast install dev browser clean
 
-$(STAMP): setup.py requirements.txt
+$(STAMP): setup.py chatd/__init__.py requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
@@ -39,6 +39,11 @@ browser:
 
 test: $(DEV_STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The quick loop while working: no slow, browser, cluster or PostgreSQL tests,
+# four at a time. `make test` (and CI) still runs everything.
+test-fast: $(DEV_STAMP)
+	$(BIN)/python -m pytest -n 4 -m "not slow and not browser and not cluster and not postgres" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info

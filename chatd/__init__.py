@@ -1,1 +1,1 @@
-__version__ = "0.1.0"  # the one place: setup.py and `chatd --version` read it
+__version__ = "0.2.0"  # the one place: setup.py and `chatd --version` read it

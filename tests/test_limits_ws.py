@@ -122,7 +122,7 @@ def test_protocol_violation_closes_1002(server, bystander, user, name):
 @pytest.mark.parametrize("data", [
     frame(b'{"action":"\xff"}'),                                          # one frame
     frame(b'{"action":"\xe2\x82', fin=False) + frame(b'"}', OP_CONT),     # split code point, cut
-])
+], ids=["one frame", "split code point"])  # frames carry random masks: ids must not
 def test_invalid_utf8_closes_1007(server, bystander, user, data):
     raw = RawSocket(server, user.token)
     raw.send(data)

@@ -1,13 +1,12 @@
 """Browser tests of the web client (chatd/web), driven by the stable ids of
 PROTOCOL.md section 5. Synchronisation is only by Playwright's auto-waiting
 expect(); nothing here sleeps."""
-import os
 import re
 
 import pytest
 import requests
 
-from .conftest import PASSWORD, REPO
+from .conftest import PASSWORD
 
 pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)")
 from playwright.sync_api import expect  # noqa: E402
@@ -215,9 +214,6 @@ def test_two_users_chat_both_ways(chatd, pages, artifacts):
 
     alice.screenshot(path=str(artifacts / "chat-view-alice.png"))
     bob.screenshot(path=str(artifacts / "chat-view-bob.png"))
-    if os.environ.get("CHATD_DOCS_SCREENSHOT"):
-        (REPO / "docs").mkdir(exist_ok=True)
-        bob.screenshot(path=str(REPO / "docs" / "screenshot.png"))
 
     # bob logs out: alice sees him go offline; bob is back at the login form.
     bob.click("#logout-button")
