@@ -14,7 +14,7 @@ import time
 
 import bottle
 
-from . import errors, logsafe, policy, validate
+from . import errors, logsafe, openapi, policy, validate
 from .errors import ChatError
 
 log = logging.getLogger("chatd.http")
@@ -295,7 +295,7 @@ def build(service):
     def static(path):
         return web_file(path, request.environ)
 
-    return app
+    return described(app)
 
 
 def walls_routes(app, chat, user, body):
@@ -362,6 +362,17 @@ def walls_routes(app, chat, user, body):
     @api
     def bans(room_id):
         return chat.room_bans(user(), room_id)
+
+
+def described(app):
+    """Serve GET /api/openapi.json, built once from the app's routes: last, so that
+    every route is there, and chatd does not start while one lacks a description."""
+    @app.get("/api/openapi.json")
+    def openapi_json():
+        return json_response(document)
+
+    document = openapi.document(app)
+    return app
 
 
 class RequestLog:

@@ -78,6 +78,15 @@ def room_ref(value, field="roomId"):
     return int(match.group(1))
 
 
+def user_ref(value):
+    """A username from a client, to look up: one holding control characters (NUL,
+    lone surrogates) names no user, and is answered so before any query, which
+    PostgreSQL could not even run (its text holds no NUL)."""
+    if has_control(value):
+        raise NotFound("No user has that name: usernames hold no control characters.")
+    return value
+
+
 def message_text(value, max_chars, field="message"):
     if not isinstance(value, str):
         raise BadRequest("Field '%s' must be a string." % field)

@@ -161,7 +161,7 @@ def delete_user(username):
 
 def existing_user(username):
     """The user named so (ignoring case), or NotFound; inside the caller's transaction."""
-    user = users.by_name(str(username))
+    user = users.by_name(validate.user_ref(str(username)))
     if user is None:
         raise NotFound("No user named '%s'." % username)
     return user
