@@ -320,7 +320,9 @@ export function isOnline(room, username) {
 export function setOnline(room, username, online) {
   if (online) room.online.add(username);
   else room.online.delete(username);
-  if (!room.members.has(username)) room.members.set(username, online); // a new member
+  // Someone coming online may be a new member; someone leaving (perhaps
+  // just removed or banned) is no reason to list them again.
+  if (online && !room.members.has(username)) room.members.set(username, true);
 }
 
 // `joined.members` is who is online in the room right now.
