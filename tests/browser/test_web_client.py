@@ -64,6 +64,9 @@ def team(chatd, browser):
     for name in ("bob", "carol"):
         for room_id in rooms.values():
             join_room(chatd, tokens[name], room_id)
+    r = requests.patch(f"{chatd.url}/api/rooms/{rooms['general']}", json={"topic": "Releases, deploys and the 0.2 rollout"},
+                       headers={"Authorization": f"Bearer {tokens['alice']}"}, timeout=10)
+    assert r.status_code == 200, r.text
     say = lambda who, room, *texts: seed_messages(browser, chatd, tokens[who], rooms[room], list(texts))  # noqa: E731
     say("bob", "general", "Morning all! The **0.2 release** is tagged.",
         "Release notes: https://example.com/chatd/releases/0.2")

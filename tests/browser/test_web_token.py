@@ -20,7 +20,7 @@ def test_the_token_goes_in_the_first_frame_not_the_socket_url(chatd, pages):
     page.on("websocket", watch)
     login(page, chatd, "alice")
     open_room(page, room_id)
-    token = page.evaluate("() => sessionStorage.getItem('chatd.token')")
+    token = page.evaluate("() => localStorage.getItem('chatd.token')")
     assert urls == ["%s/chat" % chatd.url.replace("http://", "ws://")]
     assert sent[0] == {"action": "auth", "token": token}
     assert {"action": "join", "roomId": room_id} in sent[1:]

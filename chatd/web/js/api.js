@@ -68,8 +68,8 @@ function errorFrom(res, data, path) {
   return err;
 }
 
-export function historyPath(roomId, before) {
-  const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
+export function historyPath(roomId, before, limit = PAGE_SIZE) {
+  const params = new URLSearchParams({ limit: String(limit) });
   if (before !== undefined && before !== null) params.set('before', String(before));
   return `/api/chat-history/${encodeURIComponent(roomId)}?${params}`;
 }

@@ -10,13 +10,14 @@
 
 import { api, historyPath, membersPath } from './api.js';
 import { $ } from './dom.js';
-import { notifyMention } from './notify.js';
+import { notifyMessage } from './notify.js';
 import { session } from './session.js';
 import { ChatSocket } from './socket.js';
 import * as S from './state.js';
 import { state } from './state.js';
-import { enableComposer, fitComposer, renderTyping } from './views/composer.js';
+import { enableComposer, fitComposer, renderReplyPreview, renderTyping } from './views/composer.js';
 import { renderMembers } from './views/members.js';
+import { renderRoomHead } from './views/roomhead.js';
 import * as messages from './views/messages.js';
 import { closePanels } from './views/panels.js';
 import { renderRooms } from './views/rooms.js';
@@ -26,14 +27,18 @@ const MAX_MESSAGE_CHARS = 4000;     // [limits] max_message_chars default
 const TYPING_SEND_EVERY_MS = 2000;  // the server drops more frequent ones anyway
 const TYPING_SHOW_MS = 4000;
 const RATE_LIMIT_RETRY_MS = 3000;
-const ROOMS_REFRESH_MS = 30000;     // no event announces other people's new rooms yet
+const ROOMS_REFRESH_MS = 30000;     // no event announces other people's new public rooms
+const COUNTS_REFRESH_MS = 300;      // gathers the recounts of a burst of changes
 const LOAD_OLDER_WHEN_PX = 40;
+const JUMP_PAGE = 200;              // history page size while looking for a message
+const JUMP_MAX_PAGES = 50;
 
 let inflight = [];      // clientMsgIds sent on this socket, in send order
 let pendingJoins = [];  // roomIds of joins not yet answered, in send order
 let lastTypingSent = 0;
 let restoreLastRoom = false;
 let sessionDead = () => {};
+let countsTimer = null;
 
 export const socket = new ChatSocket(() => session.token, {
   onReady: onSocketReady,
@@ -88,17 +93,58 @@ export function startRoomRefresh() {
   setInterval(refreshRoomsQuietly, ROOMS_REFRESH_MS);
 }
 
-export async function createRoom(name) {
-  const data = await api('POST', '/api/create-room', { roomName: name });
-  S.addRoom(data.roomId, name, true);
+// The server's unread counts once more, soon: after a change whose effect
+// on them only it knows (a deletion, a marker short of the end).
+function recountSoon() {
+  clearTimeout(countsTimer);
+  countsTimer = setTimeout(() => refreshRooms().catch(() => {}), COUNTS_REFRESH_MS);
+}
+
+export async function createRoom(name, isPrivate) {
+  const body = { roomName: name };
+  if (isPrivate) body.kind = 'private';
+  const data = await api('POST', '/api/create-room', body);
+  const room = S.addRoom(data.roomId, name, true);
+  S.applyListItem(room, { kind: data.kind || body.kind || 'public', role: 'owner' });
   renderRooms();
-  joinOnSocket(S.roomById(data.roomId));
+  joinOnSocket(room);
   await openRoom(data.roomId);
+}
+
+// The direct room with `username`, made on first use (POST /api/direct).
+export async function openDirect(username) {
+  const data = await api('POST', '/api/direct', { username });
+  const room = S.addRoom(data.roomId, username, true);
+  S.applyListItem(room, { kind: 'direct', peer: username });
+  renderRooms();
+  joinOnSocket(room);
+  await openRoom(data.roomId);
+}
+
+export async function saveTopic(room, topic) {
+  const item = await api('PATCH', `/api/rooms/${encodeURIComponent(room.roomId)}`, { topic });
+  if (item && typeof item.topic === 'string') room.topic = item.topic;
+  if (room.roomId === state.openRoomId) renderRoomHead(room);
+}
+
+export async function removeMember(room, username, ban) {
+  const id = encodeURIComponent(room.roomId);
+  if (ban) await api('POST', `/api/rooms/${id}/bans`, { username });
+  else await api('DELETE', `/api/rooms/${id}/members/${encodeURIComponent(username)}`);
+  S.applyMemberEvent(room, { action: 'member-removed', username });
+  if (room.roomId === state.openRoomId) renderMembers(room);
+}
+
+export async function searchMessages(q) {
+  const data = await api('GET', `/api/search?${new URLSearchParams({ q, limit: '30' })}`);
+  return (data && data.results) || [];
 }
 
 // ---------------------------------------------------------------- opening a room
 
-export async function openRoom(roomId) {
+// Opens a room at its latest messages, or at message `atId` when given
+// (a search result, a reply's original), loading history back to it.
+export async function openRoom(roomId, atId) {
   const room = S.roomById(roomId);
   if (!room) return;
   closePanels(false);
@@ -114,18 +160,32 @@ export async function openRoom(roomId) {
     S.setMembers(room, members);
     if (state.openRoomId !== roomId) return;
     renderMembers(room);
+    renderRoomHead(room);
     messages.showRoom(room);
-    fillViewport(room);
+    markOpenRoomRead();
+    if (atId !== undefined) await jumpTo(room, atId);
+    else fillViewport(room);
   } catch (err) {
     reportError(err);
     if ((err.status === 403 || err.status === 404) && state.openRoomId === roomId) closeRoomView();
   }
 }
 
+// Read older pages until message `id` is among them, then show it.
+export async function jumpTo(room, id) {
+  for (let i = 0; i < JUMP_MAX_PAGES && !room.messages.has(id) && room.hasMore; i += 1) {
+    const oldest = S.oldestId(room);
+    if (oldest !== null && oldest < id) break; // inside what is loaded: it is gone
+    await loadOlder(room, JUMP_PAGE);
+    if (S.oldestId(room) === oldest) break;    // the page did not come
+  }
+  if (room.roomId !== state.openRoomId) return;
+  if (!messages.highlight(id)) showNotice('That message is no longer in the room.', 'info');
+}
+
 function showRoomView(room) {
   S.setOpenRoom(room.roomId);
-  $('room-title').textContent = room.roomName;
-  $('message-input').placeholder = `Message #${room.roomName}`;
+  renderRoomHead(room);
   $('leave-room-button').hidden = false;
   $('members-toggle').hidden = false;
   enableComposer(true);
@@ -138,7 +198,7 @@ function showRoomView(room) {
 
 export function closeRoomView() {
   S.setOpenRoom(null);
-  $('room-title').textContent = 'No room open';
+  renderRoomHead(null);
   $('leave-room-button').hidden = true;
   $('members-toggle').hidden = true;
   enableComposer(false);
@@ -178,14 +238,25 @@ export function onMessagesScroll() {
   if (messages.isNearBottom()) messages.hideNewMessagesIndicator();
 }
 
-// The page before the oldest message shown, grown above what the user reads.
-async function loadOlder(room) {
+// The page before the oldest message shown, grown above what the user
+// reads. A call while one is on its way waits for that one.
+function loadOlder(room, limit) {
+  if (!room.olderPromise) {
+    room.olderPromise = readOlder(room, limit).finally(() => {
+      room.olderPromise = null;
+      if (room.roomId === state.openRoomId) fillViewport(room);
+    });
+  }
+  return room.olderPromise;
+}
+
+async function readOlder(room, limit) {
   const oldest = S.oldestId(room);
-  if (!room.loaded || room.loadingOlder || !room.hasMore || oldest === null) return;
+  if (!room.loaded || !room.hasMore || oldest === null) return;
   room.loadingOlder = true;
   messages.renderHistoryEdge(room);
   try {
-    const page = await api('GET', historyPath(room.roomId, oldest));
+    const page = await api('GET', historyPath(room.roomId, oldest, limit));
     page.messages.forEach((m) => S.storeMessage(room, m));
     room.hasMore = S.pageHasMore(page);
     if (room.roomId === state.openRoomId) messages.prependOlder(page.messages);
@@ -195,7 +266,6 @@ async function loadOlder(room) {
     room.loadingOlder = false;
     if (room.roomId === state.openRoomId) messages.renderHistoryEdge(room);
   }
-  if (room.roomId === state.openRoomId) fillViewport(room);
 }
 
 // Without a scrollbar there is nothing to pull up: fetch older pages until
@@ -217,7 +287,9 @@ export function onComposerSubmit(event) {
     showNotice(`A message is at most ${MAX_MESSAGE_CHARS} characters; this one has ${text.length}.`);
     return;
   }
-  messages.showPending(S.queueMessage(room.roomId, text));
+  const replyTo = state.replying && state.replying.roomId === room.roomId ? state.replying.id : null;
+  messages.showPending(S.queueMessage(room.roomId, text, replyTo));
+  setReplying(null);
   input.value = '';
   fitComposer();
   flushOutbox(room);
@@ -229,6 +301,7 @@ function flushOutbox(room) {
   for (const entry of S.outboxFor(room.roomId)) {
     if (inflight.includes(entry.clientMsgId)) continue;
     const frame = { action: 'send-message', roomId: entry.roomId, message: entry.message, clientMsgId: entry.clientMsgId };
+    if (entry.replyTo) frame.replyTo = entry.replyTo;
     if (socket.send(frame)) inflight.push(entry.clientMsgId);
   }
 }
@@ -299,11 +372,44 @@ function updateStatus() {
   renderStatus(status, status === 'reconnecting' ? socket.retryDetail : '');
 }
 
-// One handler per server event. Events of PROTOCOL.md sections 7–8
-// (edits, reactions, room-added, read markers…) get their entries here.
+// ---------------------------------------------------------------- reading
+
+// The open room is read up to what it shows, on the server too (which
+// tells the user's other devices with read-marker).
+export function markOpenRoomRead() {
+  const room = S.openRoom();
+  if (!room || !room.loaded || document.hidden) return;
+  if (room.unread || room.mentioned) {
+    S.markRead(room);
+    renderRooms();
+  }
+  const upTo = S.readUpToToSend(room);
+  if (upTo !== null) socket.send({ action: 'read', roomId: room.roomId, upTo });
+}
+
+// ---------------------------------------------------------------- replying
+
+// The message the composer answers, shown above it as #reply-preview.
+export function setReplying(target) {
+  state.replying = target;
+  renderReplyPreview(target && S.roomById(target.roomId)?.messages.get(target.id));
+}
+
+// One handler per server event.
 const HANDLERS = {
   'joined': onJoined,
   'new-message': onNewMessage,
+  'message-edited': onMessageEdited,
+  'message-deleted': onMessageDeleted,
+  'reaction-added': (e) => onReaction(e, true),
+  'reaction-removed': (e) => onReaction(e, false),
+  'member-added': onMemberEvent,
+  'member-updated': onMemberEvent,
+  'member-removed': onMemberEvent,
+  'room-updated': onRoomUpdated,
+  'room-added': onRoomAdded,
+  'room-removed': onRoomRemoved,
+  'read-marker': onReadMarker,
   'user-joined': (e) => presence(e, true),
   'user-left': (e) => presence(e, false),
   'user-typing': onUserTyping,
@@ -314,7 +420,10 @@ const HANDLERS = {
 
 function onSocketFrame(event) {
   const handler = HANDLERS[event.action];
-  if (handler) handler(event);
+  if (!handler) return;
+  const room = event.roomId && event.action !== 'new-message' ? S.roomById(event.roomId) : null;
+  if (room) S.noteSeq(room, event.seq);
+  handler(event);
 }
 
 function onJoined(event) {
@@ -348,6 +457,11 @@ function onNewMessage(msg) {
     S.removeFromOutbox(msg.clientMsgId);
     inflight = inflight.filter((id) => id !== msg.clientMsgId);
   }
+  if (msg.deleted) { // a replay of a message deleted since
+    S.noteSeq(room, msg.id);
+    onMessageDeleted({ roomId: msg.roomId, id: msg.id });
+    return;
+  }
   const isNew = S.storeMessage(room, msg);
   const isOpen = room.roomId === state.openRoomId;
   if (isOpen && room.loaded) messages.showStored(room, msg);
@@ -355,7 +469,89 @@ function onNewMessage(msg) {
   clearTyping(room, msg.sender);
   const mentioned = S.countArrival(room, msg);
   if (!isOpen) renderRooms();
-  if (mentioned) notifyMention(room.roomName, msg, () => openRoom(room.roomId));
+  else if (msg.sender !== state.username) markOpenRoomRead();
+  if (mentioned || (room.kind === 'direct' && msg.sender !== state.username)) {
+    notifyMessage(room, msg, () => openRoom(room.roomId));
+  }
+}
+
+function onMessageEdited(event) {
+  const room = S.roomById(event.roomId);
+  if (!room) return;
+  if (event.deleted) {
+    onMessageDeleted(event);
+    return;
+  }
+  const msg = S.applyEdit(room, event);
+  if (msg && room.roomId === state.openRoomId) messages.showEdited(msg);
+  if (msg && state.replying?.id === msg.id) setReplying(state.replying);
+}
+
+function onMessageDeleted(event) {
+  const room = S.roomById(event.roomId);
+  if (!room) return;
+  S.applyDelete(room, event.id);
+  if (room.roomId === state.openRoomId) messages.removeStored(room, event.id);
+  if (state.replying?.roomId === room.roomId && state.replying.id === event.id) setReplying(null);
+  if (room.serverCounts && room.unread) recountSoon();
+}
+
+function onReaction(event, added) {
+  const room = S.roomById(event.roomId);
+  if (!room) return;
+  const msg = S.applyReaction(room, event, added);
+  if (msg && room.roomId === state.openRoomId) messages.showReactions(msg);
+}
+
+function onMemberEvent(event) {
+  const room = S.roomById(event.roomId);
+  if (!room) return;
+  const roleBefore = room.role;
+  S.applyMemberEvent(room, event);
+  if (room.roomId !== state.openRoomId) return;
+  renderMembers(room);
+  if (room.role !== roleBefore) {
+    renderRoomHead(room);
+    messages.refreshActions(room);
+  }
+}
+
+function onRoomUpdated(event) {
+  const room = S.roomById(event.roomId);
+  if (!room) return;
+  if (typeof event.roomName === 'string' && room.kind !== 'direct') room.roomName = event.roomName;
+  if (typeof event.topic === 'string') room.topic = event.topic;
+  renderRooms();
+  if (room.roomId === state.openRoomId) renderRoomHead(room);
+}
+
+// Someone put the user in a room (an add, a new direct room).
+function onRoomAdded(event) {
+  const room = S.addRoom(event.roomId, event.peer || event.roomName, true);
+  S.applyListItem(room, { kind: event.kind, peer: event.peer, role: 'member' });
+  joinOnSocket(room);
+  renderRooms();
+  recountSoon();
+}
+
+// Someone took the user out (removed or banned): the server has already
+// unsubscribed this connection.
+function onRoomRemoved(event) {
+  const room = S.roomById(event.roomId);
+  if (!room) return;
+  const wasOpen = room.roomId === state.openRoomId;
+  S.forgetMembership(room);
+  if (room.kind !== 'public') S.removeRoom(room.roomId);
+  if (wasOpen) closeRoomView();
+  renderRooms();
+  showNotice(event.banned ? `You were banned from ${room.roomName}.` : `You were removed from ${room.roomName}.`);
+}
+
+function onReadMarker(event) {
+  const room = S.roomById(event.roomId);
+  if (!room || typeof event.upTo !== 'number') return;
+  if (!S.applyReadMarker(room, event.upTo)) recountSoon();
+  renderRooms();
 }
 
 function presence(event, online) {
@@ -401,7 +597,7 @@ function onSocketError(event) {
     inflight.shift();
     showNotice('You are sending messages too fast; they will be sent in a moment.', 'info');
     setTimeout(flushAllOutboxes, RATE_LIMIT_RETRY_MS);
-  } else if (event.ref === 'typing') {
+  } else if (event.ref === 'typing' || event.ref === 'read') {
     // A lost typing hint is harmless; not worth the user's attention.
   } else if (code === 'not_joined') {
     inflight = [];

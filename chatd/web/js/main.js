@@ -7,18 +7,23 @@
 //   state.js    rooms, messages, unread, outbox   chat.js    what events do
 //   markdown.js safe rich text for messages        views/*    the DOM, per part
 
+import { closePicker, onComposerKeys, onDocumentPointer, onMessagesClick } from './actions.js';
 import { api, setUnauthorizedHandler } from './api.js';
 import {
-  closeRoomView, createRoom, leaveOpenRoom, onComposerInput, onComposerSubmit,
-  onMessagesScroll, openRoom, refreshRooms, socket, startChat, startRoomRefresh, stopChat,
+  closeRoomView, createRoom, leaveOpenRoom, markOpenRoomRead, onComposerInput, onComposerSubmit,
+  onMessagesScroll, openDirect, openRoom, refreshRooms, removeMember, saveTopic, searchMessages,
+  setReplying, socket, startChat, startRoomRefresh, stopChat,
 } from './chat.js';
 import { $ } from './dom.js';
 import { offerNotifications, wireNotifications } from './notify.js';
 import { clearSession, onSessionClearedElsewhere, saveSession, session } from './session.js';
-import { state } from './state.js';
+import { openRoom as theOpenRoom, state } from './state.js';
 import { onComposerKeydown } from './views/composer.js';
+import { confirmAction } from './views/confirm.js';
 import { scrollToBottom } from './views/messages.js';
 import { wirePanels } from './views/panels.js';
+import { startTopicEdit } from './views/roomhead.js';
+import { closeSearch, renderSearchError, renderSearchResults } from './views/search.js';
 import { hideNotice, reportError, showNotice } from './views/status.js';
 
 const USERNAME_RE = /^[A-Za-z0-9_.-]{3,32}$/;
@@ -163,9 +168,84 @@ async function onCreateRoom(event) {
     return;
   }
   await withBusy([$('create-room-button')], async () => {
-    await createRoom(name);
+    await createRoom(name, $('new-room-private').checked);
     $('new-room-name').value = '';
+    $('new-room-private').checked = false;
   });
+}
+
+async function onOpenDirect(event) {
+  event.preventDefault();
+  const username = $('dm-username').value.trim();
+  if (!USERNAME_RE.test(username)) {
+    showNotice('A username is 3 to 32 letters, digits, "_", "." or "-".');
+    return;
+  }
+  if (username.toLowerCase() === (state.username || '').toLowerCase()) {
+    showNotice('A direct message is with someone else.');
+    return;
+  }
+  await withBusy([$('dm-button')], async () => {
+    await openDirect(username);
+    $('dm-username').value = '';
+  });
+}
+
+// ---------------------------------------------------------------- room head and members
+
+function onTopicActivate(event) {
+  if (event.type === 'keydown' && event.key !== 'Enter' && event.key !== ' ') return;
+  const room = theOpenRoom();
+  if (!room) return;
+  event.preventDefault();
+  startTopicEdit(room, async (topic) => {
+    try {
+      await saveTopic(room, topic);
+      return true;
+    } catch (err) {
+      reportError(err);
+      return false;
+    }
+  });
+}
+
+async function onMembersClick(event) {
+  const button = event.target.closest('.remove-button, .ban-button');
+  const room = theOpenRoom();
+  if (!button || !room) return;
+  const username = button.closest('[data-username]').dataset.username;
+  const ban = button.classList.contains('ban-button');
+  const question = ban
+    ? `Ban ${username} from ${room.roomName}? They are removed and cannot come back until the ban is lifted.`
+    : `Remove ${username} from ${room.roomName}?`;
+  if (!(await confirmAction(question, ban ? 'Ban' : 'Remove'))) return;
+  await removeMember(room, username, ban).catch(reportError);
+}
+
+// ---------------------------------------------------------------- search
+
+async function onSearch(event) {
+  event.preventDefault();
+  const q = $('search-input').value.trim();
+  if (!q) {
+    closeSearch();
+    return;
+  }
+  try {
+    renderSearchResults(q, await searchMessages(q));
+  } catch (err) {
+    if (err.status === 404 || err.status === 405) renderSearchError('Search is not available on this server.');
+    else renderSearchError(err.message);
+  }
+}
+
+function onSearchResultsClick(event) {
+  if (event.target.closest('.search-close')) {
+    closeSearch();
+    return;
+  }
+  const result = event.target.closest('.result');
+  if (result) openRoom(result.dataset.roomId, Number(result.dataset.messageId));
 }
 
 function onRoomListClick(event) {
@@ -188,10 +268,22 @@ function wire() {
   $('room-list').addEventListener('click', onRoomListClick);
   $('refresh-rooms-button').addEventListener('click', () => refreshRooms().catch(reportError));
   $('create-room-form').addEventListener('submit', onCreateRoom);
+  $('dm-form').addEventListener('submit', onOpenDirect);
+  $('search-form').addEventListener('submit', onSearch);
+  $('search-results').addEventListener('click', onSearchResultsClick);
+  $('room-topic').addEventListener('click', onTopicActivate);
+  $('room-topic').addEventListener('keydown', onTopicActivate);
+  $('members').addEventListener('click', onMembersClick);
+  $('messages').addEventListener('click', onMessagesClick);
+  $('reply-cancel').addEventListener('click', () => setReplying(null));
+  document.addEventListener('pointerdown', onDocumentPointer);
+  document.addEventListener('keydown', (event) => { if (event.key === 'Escape') closePicker(); });
+  document.addEventListener('visibilitychange', markOpenRoomRead);
   $('leave-room-button').addEventListener('click', () => leaveOpenRoom().catch(reportError));
   $('messages').addEventListener('scroll', onMessagesScroll, { passive: true });
   $('new-messages').addEventListener('click', scrollToBottom);
   $('composer').addEventListener('submit', onComposerSubmit);
+  $('message-input').addEventListener('keydown', onComposerKeys);
   $('message-input').addEventListener('keydown', onComposerKeydown);
   $('message-input').addEventListener('input', onComposerInput);
   window.addEventListener('online', () => socket.retryNow());

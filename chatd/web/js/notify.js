@@ -1,4 +1,5 @@
-// Desktop notifications for mentions while the tab is hidden.
+// Desktop notifications for mentions and direct messages while the tab is
+// hidden.
 //
 // Permission is asked once, from a click (browsers only honour the request
 // on a user gesture): after login the sidebar offers #notify-button while
@@ -34,9 +35,10 @@ export function wireNotifications() {
   });
 }
 
-export function notifyMention(roomName, msg, onClick) {
+export function notifyMessage(room, msg, onClick) {
   if (!document.hidden || !supported() || Notification.permission !== 'granted') return;
-  const note = new Notification(`${msg.sender} mentioned you in ${roomName}`, {
+  const title = room.kind === 'direct' ? `${msg.sender} wrote to you` : `${msg.sender} mentioned you in ${room.roomName}`;
+  const note = new Notification(title, {
     body: msg.message.length > 200 ? `${msg.message.slice(0, 200)}…` : msg.message,
     tag: `chatd-${msg.roomId}`,
   });

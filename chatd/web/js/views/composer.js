@@ -1,6 +1,6 @@
 // The composer (#message-input, #send-button) and the typing line (#typing).
 
-import { $ } from '../dom.js';
+import { $, el } from '../dom.js';
 
 export function enableComposer(enabled) {
   $('message-input').disabled = !enabled;
@@ -28,4 +28,22 @@ export function fitComposer() {
   const input = $('message-input');
   input.style.height = 'auto';
   input.style.height = `${input.scrollHeight + 2}px`;
+}
+
+// #reply-preview: the message being answered, above the composer.
+export function renderReplyPreview(original) {
+  const preview = $('reply-preview');
+  preview.hidden = !original;
+  if (!original) {
+    delete preview.dataset.messageId;
+    $('reply-preview-text').replaceChildren();
+    return;
+  }
+  preview.dataset.messageId = String(original.id);
+  const line = original.message.split('\n', 1)[0];
+  $('reply-preview-text').replaceChildren(
+    'Replying to ', el('strong', '', original.sender ?? '(deleted user)'), ' ',
+    el('span', 'reply-preview-quote', line.length > 120 ? `${line.slice(0, 120)}…` : line),
+  );
+  $('message-input').focus();
 }

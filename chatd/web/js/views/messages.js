@@ -2,15 +2,18 @@
 //
 // Every message is its own `.message` element (data-message-id once
 // stored, data-sender, its text in `.text`), in id order, pending ones
-// below the stored ones. Two things are derived from neighbours and kept
+// below the stored ones. A stored one also carries what PROTOCOL.md
+// section 11 names: `.reply-quote`, `.edited` (outside `.text`),
+// `.reaction`s and the action buttons; what they do is in ../actions.js. Two things are derived from neighbours and kept
 // right by decorate() whenever an element is inserted or removed: the
 // `.day-separator` before the first message of each day, and the class
 // `continued` on a message that follows one of the same sender within a
 // few minutes (its avatar, name and time are then not repeated).
 
 import { $, el } from '../dom.js';
+import { icon } from '../icons.js';
 import { renderMessageText } from '../markdown.js';
-import { state, sortedMessages, outboxFor } from '../state.js';
+import { canModerate, openRoom, outboxFor, sortedMessages, state } from '../state.js';
 
 const GROUP_WITHIN_MS = 5 * 60 * 1000;
 const COLLAPSE_CHARS = 800;
@@ -76,7 +79,7 @@ export function showStored(room, msg) {
 }
 
 function insertStored(msg) {
-  const node = takePending(msg.clientMsgId) || messageElement(msg.sender, msg.message);
+  const node = takePending(msg.clientMsgId) || messageElement(msg);
   if (node.isConnected) removeMessageElement(node); // a pending one: it moves among the stored
   markStored(node, msg);
   stored.set(msg.id, node);
@@ -85,7 +88,7 @@ function insertStored(msg) {
 
 export function showPending(entry) {
   if (pending.has(entry.clientMsgId)) return;
-  const node = messageElement(state.username, entry.message);
+  const node = messageElement({ sender: state.username, message: entry.message, replyTo: entry.replyTo });
   node.classList.add('pending');
   node.dataset.ts = String(Date.now());
   node.querySelector('time').textContent = 'sending…';
@@ -134,7 +137,7 @@ export function prependOlder(messages) {
   let after = edge;
   for (const msg of messages) {
     if (stored.has(msg.id)) continue;
-    const node = messageElement(msg.sender, msg.message);
+    const node = messageElement(msg);
     markStored(node, msg);
     stored.set(msg.id, node);
     after.after(node);
@@ -148,7 +151,7 @@ export function prependOlder(messages) {
 
 // ---------------------------------------------------------------- elements
 
-function messageElement(sender, text) {
+function messageElement({ sender, message: text, replyTo }) {
   const name = sender ?? '(deleted user)';
   const node = el('div', 'message');
   node.dataset.sender = name;
@@ -163,11 +166,150 @@ function messageElement(sender, text) {
   const body = el('div', 'body');
   const textNode = el('div', 'text');
   textNode.append(renderMessageText(text, state.username));
-  body.append(meta, textNode);
+  body.append(meta);
+  if (replyTo) body.append(replyQuote(replyTo));
+  body.append(textNode);
   if (isLong(text)) addShowMore(node, body);
-  // Section 11 actions (edit, delete, react, reply) will sit beside .body.
   node.append(avatar, body);
   return node;
+}
+
+// The quoted original: its sender and first line, as text, or a plain
+// placeholder when it is not among the messages read so far.
+function replyQuote(id) {
+  const quote = el('button', 'reply-quote');
+  quote.type = 'button';
+  quote.dataset.messageId = String(id);
+  fillQuote(quote, openRoom()?.messages.get(id));
+  return quote;
+}
+
+function fillQuote(quote, original) {
+  const who = el('span', 'quote-sender', original ? original.sender ?? '(deleted user)' : '');
+  const what = el('span', 'quote-text', original ? firstLine(original.message) : 'an earlier message');
+  quote.replaceChildren(icon('reply'), who, what);
+  quote.title = original ? 'Jump to the original message' : 'Show the original message';
+}
+
+function firstLine(text) {
+  const line = text.split('\n', 1)[0];
+  return line.length > 140 ? `${line.slice(0, 140)}…` : line;
+}
+
+// Everything of a stored message that can change after it arrived.
+function renderStoredParts(node, msg) {
+  renderEdited(node, msg);
+  renderReactions(node, msg);
+  renderActions(node, msg);
+}
+
+function renderEdited(node, msg) {
+  let mark = node.querySelector('.edited');
+  if (!msg.editedAt) {
+    mark?.remove();
+    return;
+  }
+  if (!mark) {
+    mark = el('span', 'edited', '(edited)');
+    node.querySelector('.text').after(mark);
+  }
+  const ts = Date.parse(msg.editedAt);
+  mark.title = Number.isNaN(ts) ? 'edited' : `edited ${new Date(ts).toLocaleString()}`;
+}
+
+function renderReactions(node, msg) {
+  let row = node.querySelector('.reactions');
+  if (!msg.reactions || !msg.reactions.size) {
+    row?.remove();
+    return;
+  }
+  if (!row) {
+    row = el('div', 'reactions');
+    node.querySelector('.body').append(row);
+  }
+  const chips = [...msg.reactions].map(([emoji, users]) => {
+    const chip = el('button', 'reaction');
+    chip.type = 'button';
+    chip.dataset.emoji = emoji;
+    chip.classList.toggle('mine', users.includes(state.username));
+    chip.setAttribute('aria-pressed', String(users.includes(state.username)));
+    chip.title = `${users.join(', ')} reacted with ${emoji}`;
+    chip.append(el('span', 'emoji-glyph', emoji), el('span', 'count', String(users.length)));
+    return chip;
+  });
+  row.replaceChildren(...chips);
+}
+
+// Reply and react for every message; edit for one's own; delete for one's
+// own, and for every message when the user moderates the room.
+function renderActions(node, msg) {
+  node.querySelector('.actions')?.remove();
+  const own = msg.sender === state.username;
+  const bar = el('div', 'actions');
+  bar.setAttribute('role', 'toolbar');
+  bar.setAttribute('aria-label', 'Message actions');
+  bar.append(actionButton('react-button', 'React', 'smile'), actionButton('reply-button', 'Reply', 'reply'));
+  if (own) bar.append(actionButton('edit-button', 'Edit', 'edit'));
+  if (own || canModerate(openRoom())) bar.append(actionButton('delete-button', 'Delete', 'trash'));
+  node.append(bar);
+}
+
+function actionButton(className, label, iconName) {
+  const button = el('button', `icon action ${className}`);
+  button.type = 'button';
+  button.title = label;
+  button.setAttribute('aria-label', label);
+  button.append(icon(iconName));
+  return button;
+}
+
+// ---------------------------------------------------------------- changes
+
+export function elementOf(id) {
+  return stored.get(id) || null;
+}
+
+export function showEdited(msg) {
+  const node = stored.get(msg.id);
+  if (!node) return;
+  const text = node.querySelector('.text');
+  text.replaceChildren(renderMessageText(msg.message, state.username));
+  renderEdited(node, msg);
+  for (const quote of document.querySelectorAll(`#messages .reply-quote[data-message-id="${msg.id}"]`)) {
+    fillQuote(quote, msg);
+  }
+}
+
+export function showReactions(msg) {
+  const node = stored.get(msg.id);
+  if (node) renderReactions(node, msg);
+}
+
+export function removeStored(room, id) {
+  const node = stored.get(id);
+  if (!node) return;
+  stored.delete(id);
+  removeMessageElement(node);
+  renderHistoryEdge(room);
+}
+
+// The user's role changed: who may delete what changed with it.
+export function refreshActions(room) {
+  for (const [id, node] of stored) {
+    const msg = room.messages.get(id);
+    if (msg) renderActions(node, msg);
+  }
+}
+
+// Bring a message into view and make it stand out for a moment.
+export function highlight(id) {
+  const node = stored.get(id);
+  if (!node) return false;
+  node.scrollIntoView({ block: 'center' });
+  node.classList.remove('highlight');
+  void node.offsetWidth; // restart the animation
+  node.classList.add('highlight');
+  return true;
 }
 
 // Fill in what only the stored message knows: its id and its time.
@@ -181,6 +323,8 @@ function markStored(node, msg) {
   time.textContent = Number.isNaN(ts) ? '' : new Date(ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
   time.title = Number.isNaN(ts) ? '' : new Date(ts).toLocaleString();
   node.querySelector('.note')?.remove();
+  const known = openRoom()?.messages.get(msg.id);
+  renderStoredParts(node, known || { ...msg, reactions: new Map() });
 }
 
 function hueOf(name) {

@@ -12,11 +12,13 @@ const itemsById = new Map(); // roomId -> {li, button, name}
 export function renderRooms() {
   const rooms = [...state.rooms.values()];
   const byName = (a, b) => a.roomName.localeCompare(b.roomName, undefined, { sensitivity: 'base' });
-  const mine = rooms.filter((r) => r.member).sort(byName);
+  const mine = rooms.filter((r) => r.member && r.kind !== 'direct').sort(byName);
+  const direct = rooms.filter((r) => r.member && r.kind === 'direct').sort(byName);
   const others = rooms.filter((r) => !r.member).sort(byName);
 
   const children = [];
   if (mine.length) children.push(groupLabel('Your rooms'), ...mine.map(roomItem));
+  if (direct.length) children.push(groupLabel('Direct messages'), ...direct.map(roomItem));
   if (others.length) children.push(groupLabel('More rooms'), ...others.map(roomItem));
   if (!rooms.length) children.push(el('li', 'room-empty', 'No rooms yet. Create one below.'));
   for (const roomId of [...itemsById.keys()]) if (!state.rooms.has(roomId)) itemsById.delete(roomId);
@@ -42,7 +44,7 @@ function roomItem(room) {
     button.type = 'button';
     button.dataset.roomId = room.roomId;
     const name = el('span', 'room-name');
-    button.append(name); // its '#' is drawn by CSS, outside the text
+    button.append(name); // its '#', '@' or lock is drawn by CSS, outside the text
     li.append(button);
     item = { li, button, name };
     itemsById.set(room.roomId, item);
@@ -52,8 +54,9 @@ function roomItem(room) {
 }
 
 function updateItem({ button, name }, room) {
-  if (name.textContent !== room.roomName) name.textContent = room.roomName;
-  button.title = room.roomName;
+  const label = room.kind === 'direct' ? room.peer || room.roomName : room.roomName;
+  if (name.textContent !== label) name.textContent = label;
+  button.title = room.topic ? `${label}: ${room.topic}` : label;
   button.dataset.kind = room.kind;
   const open = room.roomId === state.openRoomId;
   if (open) button.setAttribute('aria-current', 'true');
