@@ -17,8 +17,10 @@ None for a per-user event) and `end(code, reason)`.
 import collections
 import json
 import logging
+import time
 
 import gevent
+import gevent.event
 
 from . import events, wsproto
 from .keys import user_key
@@ -34,7 +36,7 @@ def encode(event):
 
 
 class RoomLive:
-    __slots__ = ("pk", "sessions", "last_seq", "pending", "repairing", "users")
+    __slots__ = ("pk", "sessions", "last_seq", "pending", "repairing", "users", "waiters", "wake")
 
     def __init__(self, pk, last_seq):
         self.pk = pk
@@ -43,6 +45,11 @@ class RoomLive:
         self.pending = {}  # seq -> frame, ids that came early
         self.repairing = False
         self.users = collections.Counter()  # username -> local sessions joined
+        self.waiters = 0  # long polls waiting for the room's next event
+        self.wake = None  # their gevent Event, made by the first of them, set on fan-out
+
+    def idle(self):
+        return not self.sessions and not self.waiters
 
 
 class Hub:
@@ -88,6 +95,9 @@ class Hub:
 
     def _fan_out(self, room, seq, frame):
         room.last_seq = seq
+        if room.wake is not None:
+            room.wake.set()
+            room.wake = None
         for session in tuple(room.sessions):
             session.push(room.pk, seq, frame)
         if self.stats:
@@ -186,8 +196,8 @@ class Hub:
             session.push(None, None, frame)
 
     # -- subscriptions and presence -------------------------------------------
-    def subscribe(self, session, room_pk):
-        """Add a session to a room; returns the RoomLive (its last_seq is the replay bound)."""
+    def _live(self, room_pk):
+        """The room's RoomLive, made (and caught up) if it has none yet."""
         room = self.rooms.get(room_pk)
         if room is None:
             last_seq = self.room_last_seq(room_pk)  # on PostgreSQL other greenlets run meanwhile
@@ -197,6 +207,31 @@ class Hub:
             # Another process's events that came while last_seq was read found
             # no live room here and were dropped: read them from the database.
             gevent.spawn(self._catch_up_new, room_pk, room)
+        return room
+
+    def wait_after(self, room_pk, after, timeout):
+        """Wait (a greenlet, no connection held) until the room has an event past
+        `after` or `timeout` seconds pass. The room stays live meanwhile, so other
+        processes' events reach it too."""
+        room = self._live(room_pk)
+        room.waiters += 1
+        try:
+            deadline = time.monotonic() + timeout
+            while room.last_seq <= after and self.rooms.get(room_pk) is room:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                if room.wake is None:
+                    room.wake = gevent.event.Event()
+                room.wake.wait(left)
+        finally:
+            room.waiters -= 1
+            if room.idle() and self.rooms.get(room_pk) is room:
+                del self.rooms[room_pk]
+
+    def subscribe(self, session, room_pk):
+        """Add a session to a room; returns the RoomLive (its last_seq is the replay bound)."""
+        room = self._live(room_pk)
         if session in room.sessions:
             return room
         room.sessions.add(session)
@@ -221,7 +256,7 @@ class Hub:
             if self.broker.presence_leave(room_pk, session.username):
                 self.broadcast(room_pk, events.presence("user-left", room_pk, session.username),
                                exclude_user=session.username)
-        if not room.sessions and self.rooms.get(room_pk) is room:  # the broker call yields
+        if room.idle() and self.rooms.get(room_pk) is room:  # the broker call yields
             del self.rooms[room_pk]
 
     def close_room(self, room_pk):
@@ -229,6 +264,8 @@ class Hub:
         room = self.rooms.pop(room_pk, None)
         if room is None:
             return ()
+        if room.wake is not None:  # its long polls answer now (the room is not found)
+            room.wake.set()
         for username in room.users:
             self.broker.presence_leave(room_pk, username)
         return tuple(room.sessions)

@@ -8,11 +8,21 @@ from .errors import Forbidden
 from .keys import room_key, user_key
 from .storage import rooms
 
+MODERATING = ("owner", "moderator")  # roles that may delete others' messages
+
 
 def check_member(user, room_pk):
     """Forbidden unless `user` is a member of the room (run inside a transaction)."""
     if not rooms.is_member(user, room_pk):
         raise Forbidden("You are not a member of %s." % room_key(room_pk))
+
+
+def check_can_delete(user, room_pk, sender_pk):
+    """Forbidden unless `user` sent the message or is the room's owner or a moderator."""
+    if sender_pk == user.id:
+        return
+    if rooms.member_role(user, room_pk) not in MODERATING:
+        raise Forbidden("Only the sender, the room's owner or a moderator may delete it.")
 
 
 def check_own_username(value, field, username):

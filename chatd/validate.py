@@ -152,3 +152,14 @@ def _unstorable(value):
         elif isinstance(item, list):
             stack.extend(item)
     return False
+
+
+_EMOJI_FORBIDDEN = re.compile(r"[\s\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def emoji(value, field="emoji"):
+    """1-32 characters, no whitespace or control characters ('👍', ':shipit:')."""
+    if not isinstance(value, str) or not 1 <= len(value) <= 32 or _EMOJI_FORBIDDEN.search(value):
+        raise BadRequest("Field '%s' must be 1-32 characters without whitespace or control "
+                         "characters." % field)
+    return value

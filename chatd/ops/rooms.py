@@ -1,9 +1,9 @@
 """Rooms: create, list, join, leave, members, delete."""
-from .. import policy, validate
+from .. import events, policy, validate
 from ..errors import Conflict, NotFound
 from ..events import iso
 from ..keys import room_key
-from ..storage import control, rooms
+from ..storage import control, roomlog, rooms
 from ..storage.models import now_ms, transaction
 from .accounts import existing_user
 from .limits import HOUR, check_recent
@@ -36,6 +36,8 @@ def _new_room(user, name):
     if room is None:
         raise Conflict("Room name '%s' is already taken." % name)
     rooms.add_member(user, room.id, room.created_at, role="owner")
+    # Nobody is live in a room this new: the event is for replay only.
+    roomlog.append(room.id, "member-added", user.id, {"username": user.username, "role": "owner"})
     return {"roomId": room_key(room.id), "roomName": room.name}
 
 
@@ -53,18 +55,43 @@ def list_rooms(message_counts=False):
     return listed
 
 
-@transaction
-def join_room(user, room_id):
-    """Membership (joining twice is fine); returns the room's name."""
-    room = existing_room(room_id)
-    rooms.add_member(user, room.id, now_ms())
-    return room.name
+def join_room(chat, user, room_id):
+    """Membership (joining twice is fine); returns the room's name.
+    A new member is a member-added event in the room's log."""
+    name, room_pk, event = _join(user, room_id)
+    _announce(chat, room_pk, event)
+    return name
 
 
 @transaction
-def leave_room(user, room_id):
+def _join(user, room_id):
     room = existing_room(room_id)
-    rooms.remove_member(user, room.id)
+    if not rooms.add_member(user, room.id, now_ms()):
+        return room.name, room.id, None
+    fields = {"username": user.username, "role": "member"}
+    seq, created_at = roomlog.append(room.id, "member-added", user.id, fields)
+    return room.name, room.id, events.change("member-added", room.id, seq, created_at, **fields)
+
+
+def leave_room(chat, user, room_id):
+    """The membership ends (a member-removed event); leaving a room one is not in is fine."""
+    _announce(chat, *_leave(user, room_id))
+
+
+@transaction
+def _leave(user, room_id):
+    room = existing_room(room_id)
+    if not rooms.remove_member(user, room.id):
+        return room.id, None
+    fields = {"username": user.username, "banned": False}
+    seq, created_at = roomlog.append(room.id, "member-removed", user.id, fields)
+    return room.id, events.change("member-removed", room.id, seq, created_at, **fields)
+
+
+def _announce(chat, room_pk, event):
+    """A committed change's event to live clients (none in chat-admin)."""
+    if event is not None and chat.announce is not None:
+        chat.announce(room_pk, event)
 
 
 def room_members(chat, user, room_id):

@@ -2,7 +2,7 @@
 import peewee as pw
 
 from ..keys import room_name_key
-from .models import Membership, Message, Room, User, now_ms
+from .models import Membership, Message, Room, User, now_ms, proxy
 
 
 def by_pk(room_pk):
@@ -47,13 +47,28 @@ def listing(message_counts=False):
 
 # -- memberships ----------------------------------------------------------------
 def add_member(user, room_pk, joined_at, role="member"):
-    """Membership; a second time changes nothing."""
-    (Membership.insert(user=user, room=room_pk, joined_at=joined_at, role=role)
-     .on_conflict_ignore().execute())
+    """Membership; a second time changes nothing. True if the user was not a member."""
+    db = proxy.obj
+    return db.execute_sql(
+        'INSERT INTO "membership" ("user_id", "room_id", "joined_at", "role") VALUES '
+        '(?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING "id"'.replace("?", db.param),
+        (_pk(user), room_pk, joined_at, role)).fetchone() is not None
 
 
 def remove_member(user, room_pk):
-    Membership.delete().where((Membership.user == user) & (Membership.room == room_pk)).execute()
+    """True if the user was a member."""
+    return Membership.delete().where((Membership.user == user) &
+                                     (Membership.room == room_pk)).execute() > 0
+
+
+def member_role(user, room_pk):
+    """The user's role in the room (owner, moderator, member), or None if not a member."""
+    return (Membership.select(Membership.role)
+            .where((Membership.user == user) & (Membership.room == room_pk)).scalar())
+
+
+def _pk(user):
+    return user if isinstance(user, int) else user.id
 
 
 def is_member(user, room_pk):
