@@ -11,6 +11,11 @@ delivered locally at once and published for the other processes after.
 Per-user events (read markers, a room added or removed) go to every
 session of a user on this process and are published for the others.
 
+Long polls (GET /api/rooms/:roomId/events?wait=) wait on the room's one
+gevent Event, set when the room fans out: a waiter costs a greenlet, not a
+database connection, and keeps the room live so other processes' events
+reach it.
+
 Sessions are duck-typed: `username`, `push(room_pk, seq, frame)` (room_pk
 None for a per-user event) and `end(code, reason)`.
 """
