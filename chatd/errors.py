@@ -28,6 +28,8 @@ class ChatError(Exception):
                  else "internal", "message": self.message}
         if ref is not None:
             event["ref"] = ref
+        if self.retry_after is not None:
+            event["retryAfter"] = self.retry_after
         return event
 
 

@@ -1,13 +1,13 @@
 """The wire shapes of stored messages and presence, each built in one place.
 
-A stored message is a row in storage.messages.MessageRow's order:
-(room_pk, seq, sender or None, text, created_at ms, client_msg_id or None).
-The WebSocket's new-message event and an HTTP history item are both made
-from it here, so the two cannot drift apart.
+A stored message is a storage.messages.MessageRow; an entry of a room's log
+a storage.messages.LogRow. The WebSocket's events, an HTTP history item and
+a `since` replay are all made from them here, so they cannot drift apart.
 """
 import time
 
 from .keys import room_key
+from .storage.messages import MessageRow
 
 DELETED_SENDER = "[deleted]"
 
@@ -28,20 +28,42 @@ def iso(ms):
     return "%s%03dZ" % (cached[1], ms % 1000)
 
 
-def history_item(row):
-    """One message of GET /api/chat-history (PROTOCOL section 2)."""
-    _room_pk, seq, sender, text, created_at, client_msg_id = row
-    item = {"id": seq, "sender": sender or DELETED_SENDER, "message": text,
-            "timestamp": iso(created_at)}
-    if client_msg_id is not None:
-        item["clientMsgId"] = client_msg_id
+def history_item(row, reactions=None):
+    """One message of GET /api/chat-history (PROTOCOL sections 2 and 7).
+
+    reactions: [(emoji, [usernames])...] in the order each emoji was first added.
+    """
+    item = {"id": row.seq, "sender": row.sender or DELETED_SENDER, "message": row.text,
+            "timestamp": iso(row.created_at)}
+    if row.client_msg_id is not None:
+        item["clientMsgId"] = row.client_msg_id
+    if row.reply_to is not None:
+        item["replyTo"] = row.reply_to
+    if row.mentions:
+        item["mentions"] = row.mentions
+    if row.bot:
+        item["bot"] = True
+    if row.edited_at is not None:
+        item["editedAt"] = iso(row.edited_at)
+    if reactions:
+        item["reactions"] = [{"emoji": emoji, "count": len(users), "users": users}
+                             for emoji, users in reactions]
     return item
 
 
 def new_message(row):
-    """The new-message event (PROTOCOL section 3): a history item with its room and seq."""
-    event = {"action": "new-message", "roomId": room_key(row[0]), "seq": row[1]}
-    event.update(history_item(row))
+    """The new-message event (PROTOCOL sections 3 and 7) of a message just stored."""
+    event = {"action": "new-message", "roomId": room_key(row.room_pk), "seq": row.seq,
+             "id": row.seq, "sender": row.sender or DELETED_SENDER, "message": row.text,
+             "timestamp": iso(row.created_at)}
+    if row.client_msg_id is not None:
+        event["clientMsgId"] = row.client_msg_id
+    if row.reply_to is not None:
+        event["replyTo"] = row.reply_to
+    if row.mentions:
+        event["mentions"] = row.mentions
+    if row.bot:
+        event["bot"] = True
     return event
 
 
@@ -50,6 +72,35 @@ def change(kind, room_pk, seq, created_at, **fields):
     roomId, seq and timestamp, then the event's own fields."""
     event = {"action": kind, "roomId": room_key(room_pk), "seq": seq, "timestamp": iso(created_at)}
     event.update(fields)
+    return event
+
+
+def message_edited(room_pk, seq, created_at, message_seq, sender, text, mentions):
+    fields = {"id": message_seq, "sender": sender or DELETED_SENDER, "message": text}
+    if mentions:
+        fields["mentions"] = mentions
+    return change("message-edited", room_pk, seq, created_at, **fields)
+
+
+def logged(room_pk, row):
+    """The event of one entry of a room's log (a storage.messages.LogRow), as a
+    `since` replay, gap repair and /events send it: a deleted message's text
+    is gone, so its new-message and message-edited say "message": "" and "deleted": true."""
+    if row.kind == "new-message":
+        event = new_message(MessageRow(room_pk, row.seq, row.who, row.text, row.created_at,
+                                       row.client_msg_id, row.reply_to, row.mentions, row.bot))
+    elif row.kind == "message-edited":
+        event = message_edited(room_pk, row.seq, row.created_at, row.message_seq, row.who,
+                               row.text or "", None if row.deleted else (row.data or {}).get(
+                                   "mentions"))
+    else:
+        fields = {"id": row.message_seq} if row.message_seq is not None else {}
+        fields.update(row.data or {})
+        return change(row.kind, room_pk, row.seq, row.created_at, **fields)
+    if row.deleted:
+        event["message"] = ""
+        event["deleted"] = True
+        event.pop("mentions", None)
     return event
 
 

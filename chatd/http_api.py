@@ -266,6 +266,54 @@ def build(service):
 
     walls_routes(app, chat, user, body)
 
+    # -- the room's log for scripts (PROTOCOL section 7) ------------------------------
+    @app.post("/api/rooms/<room_id>/messages")
+    @api
+    def post_message(room_id):
+        me, data = user(), body()
+        event, new = chat.post_message(me, validate.room_ref(room_id), data.get("message"),
+                                       data.get("clientMsgId"), data.get("replyTo"), echo=True)
+        return json_response(event, 201 if new else 200)
+
+    @app.route("/api/rooms/<room_id>/messages/<message_id>", method="PATCH")
+    @api
+    def edit_message(room_id, message_id):
+        me, data = user(), body()
+        return chat.edit_message(me, room_id, message_id, data.get("message"))
+
+    @app.delete("/api/rooms/<room_id>/messages/<message_id>")
+    @api
+    def delete_message(room_id, message_id):
+        chat.delete_message(user(), room_id, message_id)
+        return {"status": "success"}
+
+    @app.put("/api/rooms/<room_id>/messages/<message_id>/reactions/<emoji>")
+    @api
+    def react(room_id, message_id, emoji):
+        chat.react(user(), room_id, message_id, emoji)
+        return {"status": "success"}
+
+    @app.delete("/api/rooms/<room_id>/messages/<message_id>/reactions/<emoji>")
+    @api
+    def unreact(room_id, message_id, emoji):
+        chat.unreact(user(), room_id, message_id, emoji)
+        return {"status": "success"}
+
+    @app.get("/api/rooms/<room_id>/events")
+    @api
+    def room_events(room_id):
+        """The log after `after`; with `wait`, held (a greenlet, no database
+        connection) until there is an event or the wait is over."""
+        me, query = user(), request.query
+        after = validate.integer(query.get("after", "0"), "after", 0)
+        limit = validate.integer(query.get("limit", "100"), "limit", 1, 500)
+        wait = validate.integer(query.get("wait", "0"), "wait", 0, 30)
+        room_pk, page = chat.room_events(me, room_id, after, limit)
+        if page["events"] or not wait:
+            return page
+        service.hub.wait_after(room_pk, after, wait)
+        return chat.room_events(me, room_id, after, limit)[1]
+
     @app.get("/healthz")
     def healthz():
         broker = service.broker.status()

@@ -14,6 +14,11 @@ session of a user on this process and are published for the others.
 A user taken out of a room (left, removed, banned) is unsubscribed from it
 on every session of theirs on every process at once (`take_out`).
 
+Long polls (GET /api/rooms/:roomId/events?wait=) wait on the room's one
+gevent Event, set when the room fans out: a waiter costs a greenlet, not a
+database connection, and keeps the room live so other processes' events
+reach it.
+
 Sessions are duck-typed: `username`, `push(room_pk, seq, frame)` (room_pk
 None for a per-user event), `taken_out(room_pk, told)` and `end(code, reason)`.
 """
@@ -23,6 +28,7 @@ import logging
 import time
 
 import gevent
+import gevent.event
 
 from . import events, wscodec
 from .keys import user_key
@@ -39,7 +45,8 @@ def encode(event):
 
 
 class RoomLive:
-    __slots__ = ("pk", "sessions", "last_seq", "pending", "repairing", "users", "typed")
+    __slots__ = ("pk", "sessions", "last_seq", "pending", "repairing", "users", "typed",
+                 "waiters", "wake")
 
     def __init__(self, pk, last_seq):
         self.pk = pk
@@ -49,6 +56,11 @@ class RoomLive:
         self.repairing = False
         self.users = collections.Counter()  # username -> local sessions joined
         self.typed = {}  # username -> when their last typing went out from here
+        self.waiters = 0  # long polls waiting for the room's next event
+        self.wake = None  # their gevent Event, made by the first of them, set on fan-out
+
+    def idle(self):
+        return not self.sessions and not self.waiters
 
 
 class Hub:
@@ -94,6 +106,9 @@ class Hub:
 
     def _fan_out(self, room, seq, frame):
         room.last_seq = seq
+        if room.wake is not None:
+            room.wake.set()
+            room.wake = None
         for session in tuple(room.sessions):
             session.push(room.pk, seq, frame)
         if self.stats:
@@ -236,8 +251,8 @@ class Hub:
             self._catch_up_new(room_pk, room)
 
     # -- subscriptions and presence -------------------------------------------
-    def subscribe(self, session, room_pk):
-        """Add a session to a room; returns the RoomLive (its last_seq is the replay bound)."""
+    def _live(self, room_pk):
+        """The room's RoomLive, made (and caught up) if it has none yet."""
         room = self.rooms.get(room_pk)
         if room is None:
             last_seq = self.room_last_seq(room_pk)  # on PostgreSQL other greenlets run meanwhile
@@ -247,6 +262,31 @@ class Hub:
             # Another process's events that came while last_seq was read found
             # no live room here and were dropped: read them from the database.
             gevent.spawn(self._catch_up_new, room_pk, room)
+        return room
+
+    def wait_after(self, room_pk, after, timeout):
+        """Wait (a greenlet, no connection held) until the room has an event past
+        `after` or `timeout` seconds pass. The room stays live meanwhile, so other
+        processes' events reach it too."""
+        room = self._live(room_pk)
+        room.waiters += 1
+        try:
+            deadline = time.monotonic() + timeout
+            while room.last_seq <= after and self.rooms.get(room_pk) is room:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                if room.wake is None:
+                    room.wake = gevent.event.Event()
+                room.wake.wait(left)
+        finally:
+            room.waiters -= 1
+            if room.idle() and self.rooms.get(room_pk) is room:
+                del self.rooms[room_pk]
+
+    def subscribe(self, session, room_pk):
+        """Add a session to a room; returns the RoomLive (its last_seq is the replay bound)."""
+        room = self._live(room_pk)
         if session in room.sessions:
             return room
         room.sessions.add(session)
@@ -278,7 +318,7 @@ class Hub:
             if self.broker.presence_leave(room_pk, session.username):
                 self.broadcast(room_pk, events.presence("user-left", room_pk, session.username),
                                exclude_user=session.username)
-        if not room.sessions and self.rooms.get(room_pk) is room:  # the broker call yields
+        if room.idle() and self.rooms.get(room_pk) is room:  # the broker call yields
             del self.rooms[room_pk]
 
     def close_room(self, room_pk):
@@ -286,6 +326,8 @@ class Hub:
         room = self.rooms.pop(room_pk, None)
         if room is None:
             return ()
+        if room.wake is not None:  # its long polls answer now (the room is not found)
+            room.wake.set()
         for username in room.users:
             self.broker.presence_leave(room_pk, username)
         return tuple(room.sessions)

@@ -85,6 +85,12 @@ def check_may_set_role(role, kind, is_self):
         raise Forbidden("You cannot change your own role; hand the room over instead.")
 
 
+def check_can_delete(role, is_sender):
+    """Deleting a message: its sender, or the room's owner or a moderator."""
+    if not is_sender and RANK[role] < RANK["moderator"]:
+        raise Forbidden("Only the sender, the room's owner or a moderator may delete it.")
+
+
 def check_own_username(value, field, username):
     """Forbidden unless the optional field `value` names `username` (ignoring case)."""
     if value is not None and (not isinstance(value, str) or

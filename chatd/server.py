@@ -62,7 +62,7 @@ def build_service(settings):
              models.describe(settings.database.url), models.describe(settings.broker.url))
     sessions = set()
     metrics = Metrics(lambda: len(sessions), lambda: hub.room_count())
-    hub = Hub(broker, ops.messages.messages_since, ops.messages.room_last_seq, stats=metrics)
+    hub = Hub(broker, ops.messages.events_since, ops.messages.room_last_seq, stats=metrics)
     writer = GroupCommit(on_stored=metrics.timed(hub.message_stored))
     chat = ops.Chat(settings, auth.Passwords(settings.auth.hash_threads), broker, writer,
                     announce=hub.event_stored, to_user=hub.to_user, take_out=hub.take_out)
@@ -94,7 +94,8 @@ def _missing_folder(url):
 
 
 def watch_control_events(service):
-    """Act on changes other processes (chat-admin, other chatd) wrote to the database."""
+    """Act on changes other processes (chat-admin, other chatd) wrote to the database,
+    following the control stream's seq (which commits in order: nothing is skipped)."""
     chat = service.chat
     last = chat.last_control_event()
     polls = 0

@@ -160,6 +160,9 @@ class Session:
                    "message": "Welcome to %s!" % name, "members": hub.online(room_pk)})
         cursor.last = upto
         if since is not None:
+            if since > upto and since > self.service.chat.room_last_seq(room_pk):
+                raise errors.BadRequest("Field 'since' is past the room's last seq: reload "
+                                        "its history.")
             self._replay(room_pk, since, upto)
             cursor.last = max(since, upto)
         stash, cursor.stash = cursor.stash, None
@@ -174,9 +177,9 @@ class Session:
                                     "leave one first." % cap)
 
     def _replay(self, room_pk, after, upto):
-        """Stored messages after `after` up to `upto`, in batches the socket can take."""
+        """The room's sequenced events after `after` up to `upto`, in batches the socket can take."""
         while after < upto and not self.conn.closing:
-            events = self.service.chat.messages_since(room_pk, after, upto)
+            events = self.service.chat.events_since(room_pk, after, upto)
             if not events:
                 break
             self.conn.send(b"".join(encode(event) for event in events[:REPLAY_BATCH]))
@@ -186,22 +189,42 @@ class Session:
     def do_send_message(self, body):
         self.service.metrics.received()
         room_pk = self._joined_room(body)
-        chat = self.service.chat
+        event, new = self._rated(self.service.chat.post_message, room_pk, body.get("message"),
+                                 body.get("clientMsgId"), body.get("replyTo"))
+        if event is not None and not new:
+            self.send(event)  # a retry: only the sender hears it again
+
+    # Changes to a message: their events reach this connection (if joined) like anyone's.
+    def do_edit_message(self, body):
+        self._rated(self.service.chat.edit_message, validate.string(body, "roomId"),
+                    body.get("id"), body.get("message"))
+
+    def do_delete_message(self, body):
+        self._rated(self.service.chat.delete_message, validate.string(body, "roomId"),
+                    body.get("id"))
+
+    def do_react(self, body):
+        self._rated(self.service.chat.react, validate.string(body, "roomId"), body.get("id"),
+                    body.get("emoji"))
+
+    def do_unreact(self, body):
+        self._rated(self.service.chat.unreact, validate.string(body, "roomId"), body.get("id"),
+                    body.get("emoji"))
+
+    def _rated(self, operation, *args):
+        """Run a change; past the rate, strike, and close a connection that keeps flooding."""
         try:
-            chat.check_rate(self.user)
+            result = operation(self.user, *args)
         except errors.RateLimited:
             self.service.metrics.rejected("rate_limited")
             self.strikes += 1
             if self.strikes >= self.service.settings.limits.flood_strikes:
                 self.end(wscodec.CLOSE_POLICY, "flooding",
                          errors.RateLimited("Too many messages; disconnected."))
-                return
+                return None, False
             raise
         self.strikes = 0
-        event, new = chat.post_message(self.user, room_pk, body.get("message"),
-                                       body.get("clientMsgId"))
-        if not new:
-            self.send(event)  # a retry: only the sender hears it again
+        return result
 
     def do_leave(self, body):
         room_pk = self._joined_room(body)
@@ -246,6 +269,10 @@ ACTIONS = {
     "auth": Session.do_auth,
     "join": Session.do_join,
     "send-message": Session.do_send_message,
+    "edit-message": Session.do_edit_message,
+    "delete-message": Session.do_delete_message,
+    "react": Session.do_react,
+    "unreact": Session.do_unreact,
     "leave": Session.do_leave,
     "typing": Session.do_typing,
 }

@@ -109,8 +109,6 @@ def test_a_bot_posts_and_people_see_it(server, database_url):
     watcher.close()
 
 
-@pytest.mark.xfail(strict=True, reason="ROOMLOG (issue 13) adds the sender's bot flag to "
-                   "new-message and history items: remove this mark once merged")
 def test_a_bots_messages_carry_the_bot_flag(server, database_url):
     alice = Client(server)
     room = alice.create_room()
@@ -122,7 +120,9 @@ def test_a_bots_messages_carry_the_bot_flag(server, database_url):
     alice.post("/api/join-room", {"roomId": room})
     messages = alice.get("/api/chat-history/" + room).json()["messages"]
     assert messages[-1].get("bot") is True
-    alice.ws(join=room).say(room, "human")
+    sock = alice.ws(join=room)
+    sock.say(room, "human")
+    sock.expect("new-message", message="human")  # stored: history has it now
     assert "bot" not in alice.get("/api/chat-history/" + room).json()["messages"][-1]
 
 

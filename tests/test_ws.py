@@ -154,9 +154,9 @@ def test_since_replay_races_live_messages_without_gap_or_duplicate(client):
     stop.set()
     thread.join()
     events = [e for e in b.until(lambda e: e.get("message") == "last", timeout=60)
-              if e["action"] == "new-message"]
-    ids = [e["id"] for e in events]
-    assert ids == list(range(1, ids[-1] + 1))
+              if "seq" in e]  # every sequenced event (section 7): member-added is seq 1
+    seqs = [e["seq"] for e in events]
+    assert seqs == list(range(1, seqs[-1] + 1))
     a.close(), b.close()
 
 

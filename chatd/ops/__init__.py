@@ -11,7 +11,7 @@ Each operation is a plain function. One that needs what operations share
 (settings, password hashing, the broker's counters, the message writer)
 takes a `Chat`, the one object holding them, as its first argument; the
 others do not, so the hub can be given its database readers
-(messages_since, room_last_seq) before the Chat and its writer exist.
+(events_since, room_last_seq) before the Chat and its writer exist.
 Chat also names every operation once, as a method: the three transports
 hold one object and call `chat.login(...)` alike, without knowing which
 module holds which rule.
@@ -54,7 +54,7 @@ class Chat:
     create_room = rooms.create_room
     create_room_for = staticmethod(rooms.create_room_for)
     list_rooms = staticmethod(rooms.list_rooms)
-    join_room = staticmethod(rooms.join_room)
+    join_room = rooms.join_room
     leave_room = rooms.leave_room
     room_members = rooms.room_members
     members_of = rooms.members_of
@@ -70,9 +70,9 @@ class Chat:
     change_password = accounts.change_password
     # messages
     history = staticmethod(messages.history)
-    messages_since = staticmethod(messages.messages_since)
+    events_since = staticmethod(messages.events_since)
+    room_events = staticmethod(messages.room_events)
     room_last_seq = staticmethod(messages.room_last_seq)
-    check_rate = messages.check_rate
     post_message = messages.post_message
     # access tokens and bots
     create_token = staticmethod(tokens.create_token)
@@ -82,6 +82,10 @@ class Chat:
     bot_token = staticmethod(tokens.bot_token)
     list_bots = tokens.list_bots
     delete_bot = staticmethod(tokens.delete_bot)
+    edit_message = messages.edit_message
+    delete_message = messages.delete_message
+    react = messages.react
+    unreact = messages.unreact
     # control events, housekeeping, health
     control_events_after = staticmethod(control.control_events_after)
     last_control_event = staticmethod(control.last_control_event)

@@ -6,13 +6,14 @@ CONTROL_EVENT_TTL = 3600 * 1000  # ms every process has long seen a control even
 
 
 @transaction
-def control_events_after(last_id):
-    return control.after(last_id)
+def control_events_after(last_seq):
+    """(seq, kind, payload) of the control events after last_seq, in order."""
+    return control.after(last_seq)
 
 
 @transaction
 def last_control_event():
-    return control.last_id()
+    return control.last_seq()
 
 
 @transaction

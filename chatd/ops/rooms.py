@@ -95,6 +95,8 @@ def _new_room(user, name, kind, topic):
     if room is None:
         raise Conflict("Room name '%s' is already taken." % name)
     rooms.add_member(user, room.id, room.created_at, role="owner")
+    # Nobody is live in a room this new: the event is for replay only.
+    roomlog.append(room.id, "member-added", user.id, {"username": user.username, "role": "owner"})
     return {"roomId": room_key(room.id), "roomName": room.name, "kind": room.kind}
 
 
@@ -160,28 +162,41 @@ def display_name(room, user):
 
 
 # -- joining and leaving -------------------------------------------------------------
+def join_room(chat, user, room_id):
+    """Membership (joining twice is fine); returns the room's name for `user`.
+    A new member is a member-added event in the room's log."""
+    name, changes = _join(chat, user, room_id)
+    changes.publish(chat)
+    return name
+
+
 @transaction
-def join_room(user, room_id):
-    """Membership (joining twice is fine); returns the room's name for `user`."""
+def _join(chat, user, room_id):
     room, role = visible_room(user, room_id)
+    changes = Changes(room.id)
     if role is None:
         policy.check_may_join(rooms.is_banned(user.id, room.id))
-        rooms.add_member(user, room.id, now_ms())
-    return display_name(room, user)
+        if rooms.add_member(user, room.id, now_ms()):
+            changes.logged("member-added", user, username=user.username, role="member")
+    changes.stage(chat)
+    return display_name(room, user), changes
 
 
 def leave_room(chat, user, room_id):
-    """End the membership; every connection of the user stops receiving the room."""
-    room_pk = _leave(user, room_id)
-    if chat.take_out is not None:
-        chat.take_out(user.username, room_pk, None)
+    """End the membership (a member-removed event); every connection of the user
+    stops receiving the room. Leaving a room one is not in is fine."""
+    _leave(chat, user, room_id).publish(chat)
 
 
 @transaction
-def _leave(user, room_id):
+def _leave(chat, user, room_id):
     room, _role = visible_room(user, room_id)
-    rooms.remove_member(user, room.id)
-    return room.id
+    changes = Changes(room.id)
+    if rooms.remove_member(user, room.id):
+        changes.logged("member-removed", user, username=user.username, banned=False)
+    changes.take_out(user.username)
+    changes.stage(chat)
+    return changes
 
 
 # -- direct rooms ---------------------------------------------------------------------

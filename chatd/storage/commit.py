@@ -4,7 +4,10 @@ The per-message path is the hot path, so its SQL is written once here, not
 built by peewee per call. One batch = one transaction on one connection:
 for each message a clientMsgId lookup (only when one was given), one
 UPDATE of the room's sequence (which also checks membership and, on
-PostgreSQL, row-locks the room so ids commit in order), one INSERT.
+PostgreSQL, row-locks the room so ids commit in order), one INSERT, and
+the sender's read marker moved to the message (on PostgreSQL all of it
+one statement). Mention rows cost a statement more, only for a message
+that mentions someone.
 Batches touch rooms in id order so processes never lock rooms in opposite
 orders.
 """
@@ -18,7 +21,7 @@ import peewee as pw
 from gevent.threadpool import ThreadPool
 
 from . import models
-from .messages import MessageRow
+from .messages import MessageRow, _mentions_json
 from .. import logs
 from ..errors import Unavailable
 
@@ -32,15 +35,26 @@ LOCKED_BACKOFF = (0.02, 0.5)  # first and largest pause between tries
 
 
 class Post:
-    __slots__ = ("user_pk", "username", "room_pk", "text", "client_msg_id", "result")
+    __slots__ = ("user_pk", "username", "room_pk", "text", "client_msg_id", "reply_to",
+                 "mentions", "mention_pks", "bot", "result")
 
-    def __init__(self, user_pk, username, room_pk, text, client_msg_id):
+    def __init__(self, user_pk, username, room_pk, text, client_msg_id, reply_to=None,
+                 mentions=None, mention_pks=(), bot=False):
+        """mentions: the usernames it mentions (None: none); mention_pks: their user pks."""
         self.user_pk = user_pk
         self.username = username
         self.room_pk = room_pk
         self.text = text
         self.client_msg_id = client_msg_id
+        self.reply_to = reply_to
+        self.mentions = mentions
+        self.mention_pks = mention_pks
+        self.bot = bot
         self.result = None
+
+    def row(self, seq, text, created_at):
+        return MessageRow(self.room_pk, seq, self.username, text, created_at, self.client_msg_id,
+                          self.reply_to, self.mentions, self.bot)
 
 
 class Statements:
@@ -55,7 +69,12 @@ class Statements:
                       '(SELECT 1 FROM "membership" WHERE "room_id" = ? AND "user_id" = ?) '
                       'RETURNING "last_seq"')
         self.insert = q('INSERT INTO "message" ("room_id", "seq", "sender_id", "text", '
-                        '"created_at", "client_msg_id") VALUES (?, ?, ?, ?, ?, ?)')
+                        '"created_at", "client_msg_id", "reply_to", "mentions") '
+                        'VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+        self.mark = q('UPDATE "membership" SET "read_upto" = ? WHERE "room_id" = ? '
+                      'AND "user_id" = ? AND "read_upto" < ?')
+        self.mention = q('INSERT INTO "mention" ("user_id", "room_id", "message_seq") '
+                         'VALUES (?, ?, ?)')
         # PostgreSQL takes all three in one statement: one round trip a message,
         # where each round trip is a wait on the network. Answers (is_new, seq,
         # created_at, text); no row means no room this user is a member of.
@@ -70,8 +89,11 @@ class Statements:
                 '(SELECT 1 FROM "membership" WHERE "room_id" = %(room)s AND "user_id" = %(user)s) '
                 'RETURNING "last_seq"), '
                 'stored AS (INSERT INTO "message" ("room_id", "seq", "sender_id", "text", '
-                '"created_at", "client_msg_id") SELECT %(room)s, "last_seq", %(user)s, %(text)s, '
-                '%(now)s, %(cmid)s FROM bumped RETURNING "seq", "created_at", "text") '
+                '"created_at", "client_msg_id", "reply_to", "mentions") SELECT %(room)s, '
+                '"last_seq", %(user)s, %(text)s, %(now)s, %(cmid)s, %(reply)s, %(mentions)s '
+                'FROM bumped RETURNING "seq", "created_at", "text"), '
+                'marked AS (UPDATE "membership" SET "read_upto" = s."seq" FROM stored AS s '
+                'WHERE "room_id" = %(room)s AND "user_id" = %(user)s AND "read_upto" < s."seq") '
                 'SELECT TRUE, "seq", "created_at", "text" FROM stored '
                 'UNION ALL SELECT FALSE, "seq", "created_at", "text" FROM prior')
 
@@ -211,27 +233,36 @@ class GroupCommit:
         if sql.post is not None:
             now = models.now_ms()
             cursor.execute(sql.post, {"room": post.room_pk, "user": post.user_pk,
-                                      "cmid": post.client_msg_id, "text": post.text, "now": now})
+                                      "cmid": post.client_msg_id, "text": post.text, "now": now,
+                                      "reply": post.reply_to,
+                                      "mentions": _mentions_json(post.mentions)})
             row = cursor.fetchone()
             if row is None:
                 return NOT_ALLOWED
-            return MessageRow(post.room_pk, row[1], post.username, row[3], row[2],
-                              post.client_msg_id), row[0]
+            if row[0] and post.mention_pks:
+                GroupCommit._write_mentions(cursor, sql, post, row[1])
+            return post.row(row[1], row[3], row[2]), row[0]
         if post.client_msg_id is not None:
             cursor.execute(sql.retry, (post.room_pk, post.user_pk, post.client_msg_id))
             row = cursor.fetchone()
             if row is not None:
-                return MessageRow(post.room_pk, row[0], post.username, row[2],
-                                  row[1], post.client_msg_id), False
+                return post.row(row[0], row[2], row[1]), False
         cursor.execute(sql.bump, (post.room_pk, post.room_pk, post.user_pk))
         row = cursor.fetchone()
         if row is None:
             return NOT_ALLOWED
-        now = models.now_ms()
-        cursor.execute(sql.insert, (post.room_pk, row[0], post.user_pk, post.text, now,
-                                    post.client_msg_id))
-        return MessageRow(post.room_pk, row[0], post.username, post.text, now,
-                          post.client_msg_id), True
+        seq, now = row[0], models.now_ms()
+        cursor.execute(sql.insert, (post.room_pk, seq, post.user_pk, post.text, now,
+                                    post.client_msg_id, post.reply_to,
+                                    _mentions_json(post.mentions)))
+        cursor.execute(sql.mark, (seq, post.room_pk, post.user_pk, seq))
+        if post.mention_pks:
+            GroupCommit._write_mentions(cursor, sql, post, seq)
+        return post.row(seq, post.text, now), True
+
+    @staticmethod
+    def _write_mentions(cursor, sql, post, seq):
+        cursor.executemany(sql.mention, [(pk, post.room_pk, seq) for pk in post.mention_pks])
 
 
 class Checkpointer:

@@ -245,7 +245,8 @@ def open_database(url, pool_size=10):
             path, thread_safe=False, check_same_thread=False,
             timeout=BUSY_TIMEOUT_MS / 1000.0,
             pragmas={"journal_mode": "wal", "synchronous": "normal",
-                     "foreign_keys": 1, "busy_timeout": BUSY_TIMEOUT_MS})
+                     "foreign_keys": 1, "busy_timeout": BUSY_TIMEOUT_MS,
+                     "secure_delete": 1})  # a deleted message's text leaves no trace in free space
     if parsed.scheme in ("postgres", "postgresql"):
         # Blocking psycopg2 calls cooperate with gevent once chatd's server
         # has run psycogreen's patch_psycopg(); chat-admin runs without it.
@@ -271,7 +272,7 @@ def writer_database(database):
         database.database, thread_safe=False, check_same_thread=False,
         timeout=LOCK_WAIT, pragmas={"journal_mode": "wal", "synchronous": "normal",
                                     "foreign_keys": 1, "busy_timeout": int(LOCK_WAIT * 1000),
-                                    "wal_autocheckpoint": 0})
+                                    "wal_autocheckpoint": 0, "secure_delete": 1})
 
 
 def session(database):

@@ -87,15 +87,22 @@ def peers(user, room_pks):
 
 # -- memberships ----------------------------------------------------------------
 def add_member(user, room_pk, joined_at, role="member"):
-    """Membership; True if new (a second time changes nothing)."""
-    return bool(Membership.insert(user=user, room=room_pk, joined_at=joined_at, role=role)
-                .on_conflict_ignore().execute())
+    """Membership; a second time changes nothing. True if the user was not a member."""
+    db = proxy.obj
+    return db.execute_sql(
+        'INSERT INTO "membership" ("user_id", "room_id", "joined_at", "role") VALUES '
+        '(?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING "id"'.replace("?", db.param),
+        (_pk(user), room_pk, joined_at, role)).fetchone() is not None
 
 
 def remove_member(user, room_pk):
-    """End a membership; True if there was one."""
-    return bool(Membership.delete().where((Membership.user == user) &
-                                          (Membership.room == room_pk)).execute())
+    """True if the user was a member."""
+    return Membership.delete().where((Membership.user == user) &
+                                     (Membership.room == room_pk)).execute() > 0
+
+
+def _pk(user):
+    return user if isinstance(user, int) else user.id
 
 
 def is_member(user, room_pk):

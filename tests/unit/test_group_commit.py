@@ -36,7 +36,7 @@ def member_of_a_room(name="alice"):
 
 @models.transaction
 def stored(room_pk):
-    return messages.rows_between(room_pk, 0)
+    return messages.history_page(room_pk, 1000, after=0)[0]
 
 
 @pytest.fixture
