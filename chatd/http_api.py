@@ -211,8 +211,8 @@ def build(service):
     @app.get("/api/rooms")
     @api
     def rooms():
-        user()
-        return chat.list_rooms()
+        me = user()
+        return chat.annotate_unread(me, chat.list_rooms())
 
     @app.post("/api/join-room")
     @api
@@ -246,6 +246,20 @@ def build(service):
     @api
     def members(room_id):
         return chat.room_members(user(), room_id)
+
+    # -- read markers and search (PROTOCOL.md sections 8 and 9) -------------------
+    @app.post("/api/rooms/<room_id>/read")
+    @api
+    def read(room_id):
+        me, data = user(), body()
+        return {"status": "success", "readUpTo": chat.mark_read(me, room_id, data.get("upTo"))}
+
+    @app.get("/api/search")
+    @api
+    def search():
+        me, query = user(), request.query
+        return chat.search(me, query.getunicode("q"), query.getunicode("roomId"),
+                           query.getunicode("limit"), query.getunicode("cursor"))
 
     @app.get("/healthz")
     def healthz():

@@ -203,6 +203,11 @@ class Session:
                                              "roomId": room_key(room_pk)},
                                    exclude_user=self.username)
 
+    def do_read(self, body):
+        """Move this user's read marker (PROTOCOL.md section 8): every session of
+        the user, this one included, hears read-marker once it is stored."""
+        self.service.chat.mark_read(self.user, validate.string(body, "roomId"), body.get("upTo"))
+
     def _joined_room(self, body):
         room_pk = validate.room_ref(validate.string(body, "roomId"))
         if room_pk not in self.rooms:
@@ -227,6 +232,7 @@ ACTIONS = {
     "send-message": Session.do_send_message,
     "leave": Session.do_leave,
     "typing": Session.do_typing,
+    "read": Session.do_read,
 }
 
 

@@ -16,7 +16,7 @@ Chat also names every operation once, as a method: the three transports
 hold one object and call `chat.login(...)` alike, without knowing which
 module holds which rule.
 """
-from . import accounts, control, messages, rooms
+from . import accounts, control, markers, messages, rooms, search
 
 
 class Chat:
@@ -61,6 +61,11 @@ class Chat:
     room_last_seq = staticmethod(messages.room_last_seq)
     check_rate = messages.check_rate
     post_message = messages.post_message
+    # read markers, unread counts, search
+    mark_read = markers.mark_read
+    annotate_unread = staticmethod(markers.annotate)
+    rebuild_search = staticmethod(search.rebuild)  # before `search` names the method here
+    search = staticmethod(search.search)
     # control events, housekeeping, health
     control_events_after = staticmethod(control.control_events_after)
     last_control_event = staticmethod(control.last_control_event)

@@ -47,8 +47,9 @@ def listing(message_counts=False):
 
 # -- memberships ----------------------------------------------------------------
 def add_member(user, room_pk, joined_at, role="member"):
-    """Membership; a second time changes nothing."""
-    (Membership.insert(user=user, room=room_pk, joined_at=joined_at, role=role)
+    """Membership, with nothing unread yet; a second time changes nothing."""
+    (Membership.insert(user=user, room=room_pk, joined_at=joined_at, role=role,
+                       read_upto=Room.select(Room.last_seq).where(Room.id == room_pk))
      .on_conflict_ignore().execute())
 
 
