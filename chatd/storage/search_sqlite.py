@@ -24,8 +24,13 @@ from . import models
 
 TOKENIZER = "unicode61 remove_diacritics 2"
 
+# Prefix indexes for 2 and 3 characters: without them a short last word
+# ("he", "hel") merges the posting lists of every word it begins, tens of
+# ms at a million messages; with them, under a ms, for twice the index size
+# and insert work (figures: bench/search_latency.py).
+PREFIXES = "2 3"
 _TABLE = ("CREATE VIRTUAL TABLE message_fts USING fts5(text, room, content='', "
-          "tokenize='%s')" % TOKENIZER)
+          "tokenize='%s', prefix='%s')" % (TOKENIZER, PREFIXES))
 _INDEX = "INSERT INTO message_fts(rowid, text, room) SELECT {m}.id, {m}.text, 'r' || {m}.room_id"
 _UNINDEX = ("INSERT INTO message_fts(message_fts, rowid, text, room) "
             "SELECT 'delete', {m}.id, {m}.text, 'r' || {m}.room_id")
