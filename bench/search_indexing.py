@@ -87,9 +87,15 @@ def main():
                                                      "fraction", "p50 ms", "p99 ms", "others"))
     for engine, mode, n, s in rows:
         others = max(s.get("server_core_others") or 0, s.get("loadgen_core_others") or 0)
-        print("%-10s %-5s %5d %12.0f %10.3f %8.2f %8.2f %7.0f%%" % (
-            engine, mode, n, s["delivered_per_s"], s["fraction"], s["p50_ms"], s["p99_ms"],
-            others * 100))
+        print("%-10s %-5s %5d %12.0f %10.3f %8s %8s %7.0f%%" % (
+            engine, mode, n, s["delivered_per_s"], s["fraction"], ms(s["p50_ms"]),
+            ms(s["p99_ms"]), others * 100))
+    print("(p50/p99: send to receipt; '-': deliveries missing, counted as infinitely late;"
+          " others: the largest share of a pinned core other processes took)")
+
+
+def ms(value):
+    return "-" if value is None else "%.2f" % value
 
 
 if __name__ == "__main__":
