@@ -5,7 +5,8 @@ room i % 1000, so ids mix rooms as a busy server's do), written straight
 into the tables in bulk; then the search index is built once from them (the
 triggers/index are made after the rows: far faster than per row).
 
-One reader, `reader` / password `correct horse`, is in 200 rooms, with 15
+One reader, `reader` / password `correct horse`, is in 200 rooms (public; the
+other 800 are private), with 15
 messages unread in each (3,000 in all) of which about 1 in 10 mentions them.
 Texts are 6-14 words from a 20,000-word vocabulary drawn by a Zipf-like law,
 plus marked words at known rates for the queries:
@@ -94,7 +95,11 @@ def build(url, n, seed=15):
         per_room = n // ROOMS
         models.Room.insert_many(
             [{"id": r, "name": "room %d" % r, "name_key": "room %d" % r, "created_at": now,
-              "last_seq": per_room + (1 if r <= n % ROOMS else 0)} for r in range(1, ROOMS + 1)]
+              "last_seq": per_room + (1 if r <= n % ROOMS else 0),
+              # the reader's rooms public, the others private: GET /api/rooms then
+              # lists the reader's 200 (once rooms have kinds, issue 14), not 1,000
+              "kind": "public" if r <= READER_ROOMS else "private"}
+             for r in range(1, ROOMS + 1)]
         ).execute()
     sqlite = url.startswith("sqlite")
     _drop_index(database, sqlite)
