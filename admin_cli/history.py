@@ -143,3 +143,16 @@ def purge(admin, room_id, before, dry_run, yes):
         confirm(yes, "Delete %d messages of %s older than %s?" % (count, room_id, iso(before)))
     deleted = archive.purge(room_id, before)
     click.echo("purged %d messages from %s" % (deleted, room_id))
+
+
+@history.command()
+@pass_admin
+def reindex(admin):
+    """Rebuild the search index from the stored messages.
+
+    For a database whose index is missing or suspect. On SQLite it is one
+    transaction (messages wait for it: about a minute per few million
+    messages); on PostgreSQL REINDEX CONCURRENTLY, which writers do not wait for.
+    """
+    admin.chat().rebuild_search()
+    click.echo("search index rebuilt")

@@ -210,7 +210,8 @@ def build(service):
     @app.get("/api/rooms")
     @api
     def rooms():
-        return chat.list_rooms(user())
+        me = user()
+        return chat.annotate_unread(me, chat.list_rooms(me))
 
     @app.post("/api/join-room")
     @api
@@ -313,6 +314,20 @@ def build(service):
             return page
         service.hub.wait_after(room_pk, after, wait)
         return chat.room_events(me, room_id, after, limit)[1]
+
+    # -- read markers and search (PROTOCOL.md sections 8 and 9) -------------------
+    @app.post("/api/rooms/<room_id>/read")
+    @api
+    def read(room_id):
+        me, data = user(), body()
+        return {"status": "success", "readUpTo": chat.mark_read(me, room_id, data.get("upTo"))}
+
+    @app.get("/api/search")
+    @api
+    def search():
+        me, query = user(), request.query
+        return chat.search(me, query.getunicode("q"), query.getunicode("roomId"),
+                           query.getunicode("limit"), query.getunicode("cursor"))
 
     @app.get("/healthz")
     def healthz():

@@ -235,6 +235,11 @@ class Session:
     def do_typing(self, body):
         self.service.hub.typing(self._joined_room(body), self.username)
 
+    def do_read(self, body):
+        """Move this user's read marker (PROTOCOL.md section 8): every session of
+        the user, this one included, hears read-marker once it is stored."""
+        self.service.chat.mark_read(self.user, validate.string(body, "roomId"), body.get("upTo"))
+
     def _joined_room(self, body):
         room_pk = validate.room_ref(validate.string(body, "roomId"))
         if room_pk not in self.rooms:
@@ -275,6 +280,7 @@ ACTIONS = {
     "unreact": Session.do_unreact,
     "leave": Session.do_leave,
     "typing": Session.do_typing,
+    "read": Session.do_read,
 }
 
 

@@ -16,7 +16,7 @@ Chat also names every operation once, as a method: the three transports
 hold one object and call `chat.login(...)` alike, without knowing which
 module holds which rule.
 """
-from . import accounts, control, messages, rooms, tokens
+from . import accounts, control, markers, messages, rooms, search, tokens
 
 
 class Chat:
@@ -86,6 +86,11 @@ class Chat:
     delete_message = messages.delete_message
     react = messages.react
     unreact = messages.unreact
+    # read markers, unread counts, search
+    mark_read = markers.mark_read
+    annotate_unread = staticmethod(markers.annotate)
+    rebuild_search = staticmethod(search.rebuild)  # before `search` names the method here
+    search = staticmethod(search.search)
     # control events, housekeeping, health
     control_events_after = staticmethod(control.control_events_after)
     last_control_event = staticmethod(control.last_control_event)

@@ -10,7 +10,7 @@ from .. import events, policy, validate
 from ..errors import BadRequest, Conflict, NotFound
 from ..events import iso
 from ..keys import room_key, user_key
-from ..storage import control, roomlog, rooms
+from ..storage import control, markers, roomlog, rooms
 from ..storage.models import now_ms, transaction
 from .accounts import existing_user
 from .limits import HOUR, check_recent
@@ -39,6 +39,12 @@ class Changes:
         """Append one change to the room's log; its event is delivered after commit."""
         seq, created_at = roomlog.append(self.room_pk, kind, actor.id if actor else None, fields)
         self.events.append(events.change(kind, self.room_pk, seq, created_at, **fields))
+
+    def member_added(self, actor, member, role, **fields):
+        """A membership made in this change: its event, and the new member's read
+        marker at it (a new member starts with nothing unread, section 8)."""
+        self.logged("member-added", actor, username=member.username, role=role, **fields)
+        markers.start(member.id, self.room_pk)
 
     def tell(self, username, event):
         self.told.append((username, event))
@@ -97,6 +103,7 @@ def _new_room(user, name, kind, topic):
     rooms.add_member(user, room.id, room.created_at, role="owner")
     # Nobody is live in a room this new: the event is for replay only.
     roomlog.append(room.id, "member-added", user.id, {"username": user.username, "role": "owner"})
+    markers.start(user.id, room.id)
     return {"roomId": room_key(room.id), "roomName": room.name, "kind": room.kind}
 
 
@@ -177,7 +184,7 @@ def _join(chat, user, room_id):
     if role is None:
         policy.check_may_join(rooms.is_banned(user.id, room.id))
         if rooms.add_member(user, room.id, now_ms()):
-            changes.logged("member-added", user, username=user.username, role="member")
+            changes.member_added(user, user, "member")
     changes.stage(chat)
     return display_name(room, user), changes
 
@@ -225,9 +232,9 @@ def _open_direct(chat, user, username):
     changes = Changes(room.id)
     now = now_ms()
     if rooms.add_member(user, room.id, now):
-        changes.logged("member-added", user, username=user.username, role="member")
+        changes.member_added(user, user, "member")
     if rooms.add_member(peer, room.id, now):
-        changes.logged("member-added", user, username=peer.username, role="member",
+        changes.member_added(user, peer, "member",
                        **_by(user))
         changes.tell(peer.username, {"action": "room-added", "roomId": room_key(room.id),
                                      "roomName": user.username, "kind": "direct",
@@ -279,7 +286,7 @@ def _add_member(chat, actor, room_id, username):
     policy.check_not_banned(rooms.is_banned(target.id, room.id))
     changes = Changes(room.id)
     if rooms.add_member(target, room.id, now_ms()):
-        changes.logged("member-added", actor, username=target.username, role="member",
+        changes.member_added(actor, target, "member",
                        **_by(actor))
         changes.tell(target.username, {"action": "room-added", "roomId": room_key(room.id),
                                        "roomName": room.name, "kind": room.kind})

@@ -94,6 +94,14 @@ def control_stream_row(database):
         models.ControlStream.create(last=0)
 
 
+@ensure
+def search_index(database):
+    """The search index (FTS5 table and triggers, or a GIN index), filled from
+    the messages already stored when it is new: see storage.search."""
+    from . import search
+    search.engine(database).ensure(database)
+
+
 # -- the steps ---------------------------------------------------------------------
 
 @step

@@ -87,12 +87,14 @@ def peers(user, room_pks):
 
 # -- memberships ----------------------------------------------------------------
 def add_member(user, room_pk, joined_at, role="member"):
-    """Membership; a second time changes nothing. True if the user was not a member."""
+    """Membership, with nothing unread yet; a second time changes nothing.
+    True if the user was not a member."""
     db = proxy.obj
     return db.execute_sql(
-        'INSERT INTO "membership" ("user_id", "room_id", "joined_at", "role") VALUES '
-        '(?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING "id"'.replace("?", db.param),
-        (_pk(user), room_pk, joined_at, role)).fetchone() is not None
+        'INSERT INTO "membership" ("user_id", "room_id", "joined_at", "role", "read_upto") '
+        'VALUES (?, ?, ?, ?, (SELECT "last_seq" FROM "room" WHERE "id" = ?)) '
+        'ON CONFLICT DO NOTHING RETURNING "id"'.replace("?", db.param),
+        (_pk(user), room_pk, joined_at, role, room_pk)).fetchone() is not None
 
 
 def remove_member(user, room_pk):

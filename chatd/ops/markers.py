@@ -1,0 +1,46 @@
+"""Read markers and unread counts (PROTOCOL.md section 8)."""
+from .. import validate
+from ..errors import BadRequest
+from ..keys import room_key
+from ..storage import markers
+from ..storage.models import transaction
+from .rooms import member_room
+
+
+def mark_read(chat, user, room_id, up_to):
+    """Move the user's marker in the room to up_to; returns the marker now.
+
+    An up_to beyond the room's last seq is clamped to it (a client may read
+    ahead of what it was sent; it cannot have read more than exists). Every
+    session of the user, on every process, hears `read-marker` once it is
+    stored, and only when it moved.
+    """
+    if up_to is None:
+        raise BadRequest("Field 'upTo' is required.")
+    if isinstance(up_to, str):  # JSON: a number, not a string of digits
+        raise BadRequest("Field 'upTo' must be an integer.")
+    up_to = validate.integer(up_to, "upTo", 0)
+    room_pk, read_upto, moved = _advance(user, room_id, up_to)
+    if moved and chat.to_user is not None:
+        chat.to_user(user.username, {"action": "read-marker", "roomId": room_key(room_pk),
+                                     "upTo": read_upto})
+    return read_upto
+
+
+@transaction
+def _advance(user, room_id, up_to):
+    room = member_room(user, room_id)
+    read_upto, moved = markers.advance(user.id, room.id, up_to)
+    return room.id, read_upto, moved
+
+
+@transaction
+def annotate(user, items):
+    """Add lastSeq, readUpTo, unread and mentions to the GET /api/rooms items of
+    rooms the user is in (one query for all of them); returns the items."""
+    counts = markers.counts(user.id)
+    for item in items:
+        found = counts.get(validate.room_id(item["roomId"]))
+        if found is not None:
+            item["lastSeq"], item["readUpTo"], item["unread"], item["mentions"] = found
+    return items

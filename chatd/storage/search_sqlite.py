@@ -1,0 +1,101 @@
+"""Search on SQLite: an FTS5 table kept by triggers on the message table.
+
+The FTS5 table is contentless (the text lives in `message` only) and holds
+two columns: the text and a `room` tag ("r12"), so a search within one
+room intersects two posting lists instead of filtering every match.
+Its rowid is message.id, which grows with every message stored: newest
+first is rowid descending, which FTS5 walks without sorting, and the
+cursor is the last rowid of a page (messages that arrive later have larger
+ids and never shift later pages).
+
+Tokenizer unicode61 with remove_diacritics 2: case and accents are folded
+(`é`, `e`, `E` are one letter), words are runs of letters and digits in any
+script. It does not segment CJK: a run of Han, kana or Hangul without spaces
+is one word, found by its whole or its beginning (prefix), not by a word
+inside it.
+
+Triggers run in the inserting transaction (the message writer's, on its own
+thread): an edit re-indexes the current text, a deletion (text erased,
+deleted set) or a purge takes the message out. A contentless table must be
+told the exact values it indexed to delete them: the triggers index only
+messages not deleted, and unindex under the same condition.
+"""
+from . import models
+
+TOKENIZER = "unicode61 remove_diacritics 2"
+
+# Prefix indexes for 2 and 3 characters: without them a short last word
+# ("he", "hel") merges the posting lists of every word it begins, tens of
+# ms at a million messages; with them, under a ms, for twice the index size
+# and insert work (figures: bench/search_latency.py).
+PREFIXES = "2 3"
+_TABLE = ("CREATE VIRTUAL TABLE message_fts USING fts5(text, room, content='', "
+          "tokenize='%s', prefix='%s')" % (TOKENIZER, PREFIXES))
+_INDEX = "INSERT INTO message_fts(rowid, text, room) SELECT {m}.id, {m}.text, 'r' || {m}.room_id"
+_UNINDEX = ("INSERT INTO message_fts(message_fts, rowid, text, room) "
+            "SELECT 'delete', {m}.id, {m}.text, 'r' || {m}.room_id")
+_TRIGGERS = (
+    "CREATE TRIGGER IF NOT EXISTS message_fts_insert AFTER INSERT ON message BEGIN "
+    + _INDEX.format(m="new") + " WHERE NOT new.deleted; END",
+    "CREATE TRIGGER IF NOT EXISTS message_fts_delete AFTER DELETE ON message BEGIN "
+    + _UNINDEX.format(m="old") + " WHERE NOT old.deleted; END",
+    "CREATE TRIGGER IF NOT EXISTS message_fts_update AFTER UPDATE OF text, deleted ON message BEGIN "
+    + _UNINDEX.format(m="old") + " WHERE NOT old.deleted; "
+    + _INDEX.format(m="new") + " WHERE NOT new.deleted; END",
+)
+_FILL = _INDEX.format(m="message") + " FROM message WHERE NOT message.deleted"
+
+_SEARCH = (
+    'SELECT m."id", m."room_id", r."name", m."seq", u."username", m."text", m."created_at" '
+    'FROM message_fts f CROSS JOIN "message" m ON m."id" = f.rowid '
+    'JOIN "room" r ON r."id" = m."room_id" '
+    'LEFT OUTER JOIN "user" u ON u."id" = m."sender_id" '
+    'WHERE message_fts MATCH ? AND f.rowid < ? AND NOT m."deleted" AND {rooms} '
+    'ORDER BY f.rowid DESC LIMIT ?')
+_ALL_ROOMS = 'm."room_id" IN (SELECT "room_id" FROM "membership" WHERE "user_id" = ?)'
+_ONE_ROOM = 'm."room_id" = ?'
+NO_CURSOR = 2 ** 62
+
+
+def ensure(database):
+    """The FTS5 table and its triggers; a new table is filled from the stored messages."""
+    if not database.execute_sql(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'message_fts'").fetchone():
+        database.execute_sql(_TABLE)
+        database.execute_sql(_FILL)
+    for sql in _TRIGGERS:
+        database.execute_sql(sql)
+
+
+def rebuild(database):
+    """Index every stored message afresh (one transaction: writers wait for it)."""
+    with database.atomic():
+        ensure(database)
+        database.execute_sql("INSERT INTO message_fts(message_fts) VALUES ('delete-all')")
+        database.execute_sql(_FILL)
+        database.execute_sql("INSERT INTO message_fts(message_fts) VALUES ('optimize')")
+
+
+def match_expression(query, room_pk=None):
+    """The FTS5 query: every word in the text column, the last as a prefix.
+
+    Words are runs of letters and digits (searchquery), so quoting each one
+    is enough to keep FTS5's own syntax out of it.
+    """
+    terms = ['text : "%s"' % word for word in query.words]
+    terms.append('text : "%s"*' % query.prefix)
+    if room_pk is not None:
+        terms.append('room : "r%d"' % room_pk)
+    return " AND ".join(terms)
+
+
+def search(user_pk, query, room_pk, before, limit):
+    """(id, room_pk, room name, seq, sender, text, created_at) rows, newest first.
+
+    room_pk None: the rooms `user_pk` is in; else that one room (the caller
+    checked membership). before: only messages with id below it.
+    """
+    rooms = _ONE_ROOM if room_pk is not None else _ALL_ROOMS
+    params = [match_expression(query, room_pk), NO_CURSOR if before is None else before,
+              room_pk if room_pk is not None else user_pk, limit]
+    return models.proxy.obj.execute_sql(_SEARCH.format(rooms=rooms), params).fetchall()
