@@ -241,8 +241,12 @@ class Session:
         self.service.chat.mark_read(self.user, validate.string(body, "roomId"), body.get("upTo"))
 
     def _joined_room(self, body):
-        room_pk = validate.room_ref(validate.string(body, "roomId"))
+        room_id = validate.string(body, "roomId")
+        room_pk = validate.room_ref(room_id)
         if room_pk not in self.rooms:
+            # An unknown room, or one this user may not see, is not_found (the
+            # same answer for both); only a room they could join is not_joined.
+            self.service.chat.check_visible(self.user, room_id)
             raise NotJoined("Join %s on this connection first." % room_key(room_pk))
         return room_pk
 

@@ -266,8 +266,8 @@ def test_added_user_hears_room_added_and_removed_user_stops_receiving(client):
         for sock in (joined, idle):
             assert sock.expect("room-removed") == {"action": "room-removed", "roomId": room,
                                                    "banned": False}
-        joined.say(room, "still here?")
-        assert joined.expect("error")["code"] == "not_joined"
+        joined.say(room, "still here?")  # the private room is now invisible to bob
+        assert joined.expect("error")["code"] == "not_found"
         status(bob.get("/api/chat-history/%s" % room), 404, "not_found")
     finally:
         for sock in (idle, locals().get("joined"), locals().get("watching")):
@@ -465,8 +465,8 @@ def test_chat_admin_room_commands_reach_live_clients(database_url, client):
         for sock in (joined, idle):
             assert sock.expect("room-removed", timeout=3) == {
                 "action": "room-removed", "roomId": room, "banned": False}
-        joined.say(room, "x")
-        assert joined.expect("error")["code"] == "not_joined"
+        joined.say(room, "x")  # out of a private room: it is invisible to bob now
+        assert joined.expect("error")["code"] == "not_found"
     finally:
         idle.close()
         if "joined" in locals():

@@ -76,6 +76,8 @@ def test_recoverable_errors_keep_the_connection(server, client):
         ('{"roomId": "room_1"}', "bad_request"),
         ('{"action": "send-message", "roomId": "%s", "message": "x"}' % room, "not_joined"),
         ('{"action": "typing", "roomId": "%s"}' % room, "not_joined"),
+        ('{"action": "send-message", "roomId": "room_99999999", "message": "x"}', "not_found"),
+        ('{"action": "typing", "roomId": "room_nope"}', "not_found"),
         ('{"action": "join", "roomId": "room_999999"}', "not_found"),
         ('{"action": "join", "roomId": 5}', "bad_request"),
         ('{"action": "join", "roomId": "%s", "username": "%s"}' % (room, bob.username), "forbidden"),

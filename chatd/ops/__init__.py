@@ -58,6 +58,7 @@ class Chat:
     leave_room = rooms.leave_room
     room_members = rooms.room_members
     members_of = rooms.members_of
+    check_visible = staticmethod(rooms.check_visible)
     delete_room = staticmethod(rooms.delete_room)
     # rooms with walls: direct rooms, name and topic, members, roles, bans
     open_direct = rooms.open_direct

@@ -457,6 +457,12 @@ def visible_room(user, room_id):
     return room, role
 
 
+@transaction
+def check_visible(user, room_id):
+    """NotFound unless the room exists for `user` (see visible_room)."""
+    visible_room(user, room_id)
+
+
 def acting_room(actor, room_id):
     """visible_room for a user; for the operator (None) the room by id or name."""
     if actor is None:
