@@ -42,7 +42,8 @@ class Admin:
             url = self.settings.database.url
             _check_exists(url, create)
             try:
-                self._database = models.bind(models.open_database(url, pool_size=1))
+                self._database = models.bind(models.open_database(url, pool_size=1,
+                                                                 busy_ms=int(models.LOCK_WAIT * 1000)))
             except ValueError as exc:
                 raise click.UsageError(str(exc))
             if migrate:

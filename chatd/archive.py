@@ -468,7 +468,7 @@ def _room_pk(room_id):
     return existing_room(room_id).id
 
 
-@transaction
+@models.write_transaction
 def _purge_batch(room_pk, before):
     """Delete the oldest batch with everything about it: reactions, mentions and the log's
     events on those messages (an edit's event holds the text too)."""

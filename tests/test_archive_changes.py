@@ -58,7 +58,8 @@ def changed(server, database_url):
     with database(database_url):
         Message.update(mentions=json.dumps([bob.username])).where(
             (Message.room == room_pk) & (Message.seq == ids[0])).execute()
-        Mention.insert(user=user_pk(bob.username), room=room_pk, message_seq=ids[0]).execute()
+        Mention.insert(user=user_pk(bob.username), room=room_pk,
+                       message_seq=ids[0]).on_conflict_ignore().execute()  # chatd stored it too
         Message.update(text="typo", edited_at=EDITED_MS).where(
             (Message.room == room_pk) & (Message.seq == ids[1])).execute()
         # Deleted but its text kept here: the export must leave it out by the flag.
@@ -222,12 +223,16 @@ def test_purge_takes_the_messages_reactions_mentions_and_events_with_them(databa
     with database(database_url):
         me = user_pk(alice.username)
         Reaction.insert(room=room_pk, message_seq=seq, user=me, emoji="👍", created_at=1).execute()
-        Mention.insert(user=me, room=room_pk, message_seq=seq).execute()
+        Mention.insert(user=me, room=room_pk, message_seq=seq).on_conflict_ignore().execute()
         RoomEvent.insert(room=room_pk, seq=seq + 1, kind="message-edited", actor=me,
                          message_seq=seq, text="an edited text", created_at=1).execute()
         assert Membership.select().where(Membership.room == room_pk).count() == 1
     assert ok(chat_admin(database_url, "history", "purge", room, "--before", "2100-01-01",
                          "--yes")) == "purged 1 messages from %s\n" % room
     with database(database_url):
-        for model in (Message, Reaction, Mention, RoomEvent):
+        for model in (Message, Reaction, Mention):
             assert model.select().where(model.room == room_pk).count() == 0, model
+        # The events about the purged messages go; the room's membership events stay.
+        assert not RoomEvent.select().where((RoomEvent.room == room_pk) &
+                                            RoomEvent.message_seq.is_null(False)).exists()
+        assert RoomEvent.select().where(RoomEvent.room == room_pk).count() == 1

@@ -232,8 +232,14 @@ def sqlite_path(url):
     return unquote(url[len("sqlite:///"):]) or None
 
 
-def open_database(url, pool_size=10):
-    """A peewee database for sqlite:///path or postgresql://user@host/db."""
+def open_database(url, pool_size=10, busy_ms=BUSY_TIMEOUT_MS):
+    """A peewee database for sqlite:///path or postgresql://user@host/db.
+
+    busy_ms: how long SQLite itself waits for a lock. chatd keeps it short
+    (the wait is inside C, where no other greenlet runs) and retries between
+    gevent sleeps; chat-admin, one program doing one thing, waits in SQLite,
+    whose busy handler gets the lock between a live chatd's commits.
+    """
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
         path = sqlite_path(url)
@@ -243,9 +249,9 @@ def open_database(url, pool_size=10):
         # gevent, so a transaction runs start to end without interleaving.
         return pw.SqliteDatabase(
             path, thread_safe=False, check_same_thread=False,
-            timeout=BUSY_TIMEOUT_MS / 1000.0,
+            timeout=busy_ms / 1000.0,
             pragmas={"journal_mode": "wal", "synchronous": "normal",
-                     "foreign_keys": 1, "busy_timeout": BUSY_TIMEOUT_MS,
+                     "foreign_keys": 1, "busy_timeout": busy_ms,
                      "secure_delete": 1})  # a deleted message's text leaves no trace in free space
     if parsed.scheme in ("postgres", "postgresql"):
         # Blocking psycopg2 calls cooperate with gevent once chatd's server
@@ -309,6 +315,19 @@ def transaction(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         return with_retries(lambda: fn(*args, **kwargs), LOCK_WAIT)
+    return wrapper
+
+
+def write_transaction(fn):
+    """transaction() for a write that reads first, beside a busy writer: on SQLite it
+    takes the write lock at BEGIN (IMMEDIATE). A deferred one that read and then
+    writes fails at once in WAL mode whenever another commit came in between
+    (its snapshot is stale), which beside a live chatd is almost every time.
+    """
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        lock = {"lock_type": "IMMEDIATE"} if isinstance(proxy.obj, pw.SqliteDatabase) else {}
+        return with_retries(lambda: fn(*args, **kwargs), LOCK_WAIT, **lock)
     return wrapper
 
 
