@@ -132,6 +132,18 @@ def history(user, room):
     return stored
 
 
+def room_log(user, room):
+    """Every sequenced event of the room's log, in seq order (GET /events, page by page)."""
+    events, more = [], True
+    while more:
+        after = events[-1]["seq"] if events else 0
+        r = user.get("/api/rooms/%s/events?after=%d&limit=500" % (room, after))
+        assert r.status_code == 200, r.text
+        events += r.json()["events"]
+        more = r.json()["hasMore"]
+    return events
+
+
 def unique(prefix="u"):
     return "%s%s" % (prefix, uuid.uuid4().hex[:10])
 
