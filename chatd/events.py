@@ -35,14 +35,7 @@ def history_item(row, reactions=None):
     """
     item = {"id": row.seq, "sender": row.sender or DELETED_SENDER, "message": row.text,
             "timestamp": iso(row.created_at)}
-    if row.client_msg_id is not None:
-        item["clientMsgId"] = row.client_msg_id
-    if row.reply_to is not None:
-        item["replyTo"] = row.reply_to
-    if row.mentions:
-        item["mentions"] = row.mentions
-    if row.bot:
-        item["bot"] = True
+    _add_optional(item, row)
     if row.edited_at is not None:
         item["editedAt"] = iso(row.edited_at)
     if reactions:
@@ -56,15 +49,20 @@ def new_message(row):
     event = {"action": "new-message", "roomId": room_key(row.room_pk), "seq": row.seq,
              "id": row.seq, "sender": row.sender or DELETED_SENDER, "message": row.text,
              "timestamp": iso(row.created_at)}
-    if row.client_msg_id is not None:
-        event["clientMsgId"] = row.client_msg_id
-    if row.reply_to is not None:
-        event["replyTo"] = row.reply_to
-    if row.mentions:
-        event["mentions"] = row.mentions
-    if row.bot:
-        event["bot"] = True
+    _add_optional(event, row)
     return event
+
+
+def _add_optional(shape, row):
+    """The fields a stored message has only when they apply, alike in both shapes."""
+    if row.client_msg_id is not None:
+        shape["clientMsgId"] = row.client_msg_id
+    if row.reply_to is not None:
+        shape["replyTo"] = row.reply_to
+    if row.mentions:
+        shape["mentions"] = row.mentions
+    if row.bot:
+        shape["bot"] = True
 
 
 def change(kind, room_pk, seq, created_at, **fields):

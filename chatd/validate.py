@@ -177,3 +177,13 @@ def emoji(value, field="emoji"):
         raise BadRequest("Field '%s' must be 1-32 characters without whitespace or control "
                          "characters." % field)
     return value
+
+
+def short_text(value, field, max_chars):
+    """An optional line of text (a topic, a ban's reason): '' when absent."""
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > max_chars or has_control(value):
+        raise BadRequest("Field '%s' must be a string of at most %d characters "
+                         "without control characters." % (field, max_chars))
+    return value

@@ -154,7 +154,11 @@ def end_login_sessions(user, keep=None):
 
 @transaction
 def delete_user(username):
-    user = existing_user(username)
+    remove_user(existing_user(username))
+
+
+def remove_user(user):
+    """A user gone (their messages stay, sender shown as deleted); their sessions end."""
     control.append("user_sessions_end", username=user.username)
     users.delete(user)
 

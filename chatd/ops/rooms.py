@@ -76,7 +76,8 @@ def _by(actor):
 # -- creating and listing ----------------------------------------------------------
 def create_room(chat, user, name, kind=None, topic=None):
     """A user's own room: at most [limits] rooms_per_hour of them an hour."""
-    name, kind, topic = _room_name(name), _kind(kind), _topic(topic)
+    name, kind = _room_name(name), _kind(kind)
+    topic = validate.short_text(topic, "topic", MAX_TOPIC)
     key = "rooms-user:%d" % user.id
     check_recent(chat, key, chat.settings.limits.rooms_per_hour, HOUR,
                  "Too many rooms created; try again later.")
@@ -121,14 +122,6 @@ def _kind(value):
         raise BadRequest("Field 'kind' must be 'public' or 'private'.")
     return value
 
-
-def _topic(value):
-    if value is None:
-        return ""
-    if not isinstance(value, str) or len(value) > MAX_TOPIC or validate.has_control(value):
-        raise BadRequest("Field 'topic' must be a string of at most %d characters "
-                         "without control characters." % MAX_TOPIC)
-    return value
 
 
 @transaction
@@ -252,7 +245,7 @@ def update_room(chat, user, room_id, name=None, topic=None):
     if name is not None:
         fields["name"] = _room_name(name)
     if topic is not None:
-        fields["topic"] = _topic(topic)
+        fields["topic"] = validate.short_text(topic, "topic", MAX_TOPIC)
     item, changes = _update_room(chat, user, room_id, fields)
     changes.publish(chat)
     return item
@@ -298,7 +291,7 @@ def remove_member(chat, actor, room_id, username, ban=False, reason=None):
     """Take a user out of a room (for oneself: leave), or ban them from it."""
     if not ban and actor is not None and user_key(str(username)) == user_key(actor.username):
         return leave_room(chat, actor, room_id)
-    reason = _reason(reason)
+    reason = validate.short_text(reason, "reason", MAX_REASON)
     _remove_member(chat, actor, room_id, username, ban, reason).publish(chat)
 
 
@@ -327,13 +320,6 @@ def _remove_member(chat, actor, room_id, username, ban, reason):
     return changes
 
 
-def _reason(value):
-    if value is None:
-        return ""
-    if not isinstance(value, str) or len(value) > MAX_REASON or validate.has_control(value):
-        raise BadRequest("Field 'reason' must be a string of at most %d characters "
-                         "without control characters." % MAX_REASON)
-    return value
 
 
 def set_role(chat, actor, room_id, username, role):

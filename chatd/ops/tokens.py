@@ -12,7 +12,7 @@ from ..errors import BadRequest, Conflict, NotFound
 from ..events import iso
 from ..storage import control, tokens, users
 from ..storage.models import NEVER, now_ms, transaction
-from .accounts import existing_user
+from .accounts import existing_user, remove_user
 
 DAY = 86400 * 1000  # ms
 MAX_DAYS = 3650
@@ -112,9 +112,7 @@ def list_bots(chat):
 @transaction
 def delete_bot(username):
     """Remove a bot; its messages stay, its tokens and sockets end."""
-    bot = _existing_bot(username)
-    control.append("user_sessions_end", username=bot.username)
-    users.delete(bot)
+    remove_user(_existing_bot(username))
 
 
 def _existing_bot(username):
