@@ -36,7 +36,7 @@ SLOW_FILES = {"test_admin_large.py", "test_faults.py", "test_disk_full.py",
 SLOW_TESTS = {"test_the_start_up_line_names_the_database_and_broker_without_a_password",
               "test_ten_failures_for_one_username_then_429_until_the_window_passes",
               "test_server_pings_and_drops_a_silent_peer",
-              "test_slow_reader_is_cut_off_and_others_keep_their_latency"}
+              "test_slow_reader_is_cut_off_and_others_get_everything_in_order"}
 
 
 def pytest_collection_modifyitems(items):
