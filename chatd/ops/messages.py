@@ -83,9 +83,15 @@ def post_message(chat, user, room_pk, text, client_msg_id=None, reply_to=None, e
 def _mentions_for(user, room_pk, text, reply_to):
     """(usernames, user pks) the text mentions, after checking what it replies to:
     a message without `@` or replyTo reads nothing more."""
-    if reply_to is None and not mentions.candidates(text):
+    if reply_to is None and not _mention_keys(text):
         return None, ()
     return _resolve(user, room_pk, text, reply_to)
+
+
+def _mention_keys(text):
+    """The names after `@` that could be usernames at all: text such as "@5:12#"
+    then costs no lookup."""
+    return [key for key in mentions.candidates(text) if validate.USERNAME_RE.match(key)]
 
 
 @transaction
@@ -97,9 +103,10 @@ def _resolve(user, room_pk, text, reply_to):
 
 
 def _resolve_mentions(room_pk, text):
-    if not mentions.candidates(text):
+    keys = _mention_keys(text)
+    if not keys:
         return None, ()
-    members = messages.member_keys(room_pk)
+    members = messages.members_named(room_pk, keys)
     names = mentions.resolve(text, {key: name for key, (name, _pk) in members.items()})
     return (names or None), [members[name.lower()][1] for name in names]
 

@@ -168,8 +168,10 @@ def _mentions_json(mentions):
     return json.dumps(mentions, ensure_ascii=False, separators=(",", ":")) if mentions else None
 
 
-def member_keys(room_pk):
-    """{lower-cased username: (username as registered, user pk)} of the room's members."""
+def members_named(room_pk, keys):
+    """{lower-cased username: (username as registered, user pk)} of the room's members
+    among `keys` (lower-cased names): a mention reads only the names it holds, not
+    every member of a large room."""
     rows = (User.select(User.username_key, User.username, User.id).join(Membership)
-            .where(Membership.room == room_pk).tuples())
+            .where((Membership.room == room_pk) & User.username_key.in_(list(keys))).tuples())
     return {key: (name, pk) for key, name, pk in rows}
