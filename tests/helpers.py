@@ -122,26 +122,23 @@ def assert_error(response, status, code, field=None):
 
 def history(user, room):
     """Every stored message of the room, oldest first, page by page."""
-    stored, more = [], True
-    while more:
-        after = stored[-1]["id"] if stored else 0
-        r = user.get("/api/chat-history/%s?limit=500&after=%d" % (room, after))
-        assert r.status_code == 200, r.text
-        stored += r.json()["messages"]
-        more = r.json()["hasMore"]
-    return stored
+    return _every_page(user, "/api/chat-history/%s?limit=500&after=%%d" % room, "messages", "id")
 
 
 def room_log(user, room):
     """Every sequenced event of the room's log, in seq order (GET /events, page by page)."""
-    events, more = [], True
+    return _every_page(user, "/api/rooms/%s/events?limit=500&after=%%d" % room, "events", "seq")
+
+
+def _every_page(user, path, items, position):
+    """The items of every page of `path` (after=%d takes the last item's `position`)."""
+    found, more = [], True
     while more:
-        after = events[-1]["seq"] if events else 0
-        r = user.get("/api/rooms/%s/events?after=%d&limit=500" % (room, after))
+        r = user.get(path % (found[-1][position] if found else 0))
         assert r.status_code == 200, r.text
-        events += r.json()["events"]
+        found += r.json()[items]
         more = r.json()["hasMore"]
-    return events
+    return found
 
 
 def unique(prefix="u"):
