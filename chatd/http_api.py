@@ -14,7 +14,7 @@ import time
 
 import bottle
 
-from . import errors, logsafe, openapi, policy, validate
+from . import errors, logsafe, openapi, validate
 from .errors import ChatError
 
 log = logging.getLogger("chatd.http")
@@ -203,7 +203,7 @@ def build(service):
     @api
     def create_room():
         me, data = user(), body()
-        policy.check_own_username(data.get("creator"), "creator", me.username)
+        validate.own_username(data.get("creator"), "creator", me.username)
         room = chat.create_room(me, data.get("roomName"), data.get("kind"), data.get("topic"))
         return json_response(dict(status="success", **room), 201)
 
@@ -217,7 +217,7 @@ def build(service):
     @api
     def join_room():
         me, data = user(), body()
-        policy.check_own_username(data.get("username"), "username", me.username)
+        validate.own_username(data.get("username"), "username", me.username)
         name = chat.join_room(me, validate.string(data, "roomId"))
         return {"status": "success", "message": "Joined room %s" % name}
 
@@ -225,7 +225,7 @@ def build(service):
     @api
     def leave_room():
         me, data = user(), body()
-        policy.check_own_username(data.get("username"), "username", me.username)
+        validate.own_username(data.get("username"), "username", me.username)
         chat.leave_room(me, validate.string(data, "roomId"))
         return {"status": "success"}
 

@@ -80,6 +80,8 @@ class Hub:
     def message_stored(self, row):
         """A message this process committed (a MessageRow): deliver here, then tell the others."""
         self.event_stored(row.room_pk, events.new_message(row))
+        if self.stats:
+            self.stats.broadcast_done(row.created_at)
 
     def event_stored(self, room_pk, event):
         """Any sequenced event this process committed: deliver here, then tell the others."""

@@ -60,12 +60,9 @@ class Metrics:
         if reason and peer_code is None:
             self._rejected.labels(reason).inc()
 
-    def timed(self, on_stored):
-        """Wrap the hub's on_stored so each stored message's broadcast is timed."""
-        def stored(row):
-            on_stored(row)
-            self._latency.observe(max(0.0, time.time() - row.created_at / 1000.0))
-        return stored
+    def broadcast_done(self, created_at_ms):
+        """A message stored at `created_at_ms` has reached this process's sessions."""
+        self._latency.observe(max(0.0, time.time() - created_at_ms / 1000.0))
 
     # -- HTTP -------------------------------------------------------------------
     def http_request(self, environ, status, seconds):

@@ -5,12 +5,9 @@ owner > moderator > member (PROTOCOL section 6). The operator (chat-admin)
 acts above every rank. Each question a rule answers is one function here,
 asked alike by HTTP, WebSocket and chat-admin through chatd.ops; `role` is
 the acting user's role in the room (None when not a member) or OPERATOR.
-
-The own-username rule is here too: a request may name its user in a field
-(creator, username), and that name must be its own.
 """
 from .errors import Forbidden
-from .keys import room_key, user_key
+from .keys import room_key
 
 KINDS = ("public", "private")  # what create-room makes; direct rooms come from /api/direct
 ROLES = ("owner", "moderator", "member")
@@ -89,25 +86,3 @@ def check_can_delete(role, is_sender):
     """Deleting a message: its sender, or the room's owner or a moderator."""
     if not is_sender and RANK[role] < RANK["moderator"]:
         raise Forbidden("Only the sender, the room's owner or a moderator may delete it.")
-
-
-def check_own_username(value, field, username):
-    """Forbidden unless the optional field `value` names `username` (ignoring case)."""
-    if value is not None and (not isinstance(value, str) or
-                              user_key(value) != user_key(username)):
-        raise Forbidden("Field '%s' must be your own username." % field)
-
-
-def rate_for(user, settings):
-    """(messages a minute, burst) of the user's message bucket.
-
-    A bot given a rate of its own (`chat-admin bot create --rate`) has it,
-    with a burst in the users' proportion ([limits] message_burst to
-    messages_per_minute), so a faster bot may also send more at once; every
-    other user has the users' rate and burst.
-    """
-    limits = settings.limits
-    if not user.rate_per_minute:
-        return limits.messages_per_minute, limits.message_burst
-    per_minute = user.rate_per_minute
-    return per_minute, max(1, round(per_minute * limits.message_burst / limits.messages_per_minute))

@@ -63,7 +63,7 @@ def build_service(settings):
     sessions = set()
     metrics = Metrics(lambda: len(sessions), lambda: hub.room_count())
     hub = Hub(broker, ops.messages.events_since, ops.messages.room_last_seq, stats=metrics)
-    writer = GroupCommit(on_stored=metrics.timed(hub.message_stored))
+    writer = GroupCommit(on_stored=hub.message_stored)
     chat = ops.Chat(settings, auth.Passwords(settings.auth.hash_threads), broker, writer,
                     announce=hub.event_stored, to_user=hub.to_user, take_out=hub.take_out)
     broker.start(hub.on_remote)

@@ -2,7 +2,8 @@
 import json
 import re
 
-from .errors import BadRequest, NotFound, PayloadTooLarge
+from .errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
+from .keys import user_key
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.\-]{3,32}\Z")
 ROOM_ID_RE = re.compile(r"room_([1-9][0-9]{0,17})\Z")
@@ -187,3 +188,14 @@ def short_text(value, field, max_chars):
         raise BadRequest("Field '%s' must be a string of at most %d characters "
                          "without control characters." % (field, max_chars))
     return value
+
+
+def own_username(value, field, username):
+    """Forbidden unless the optional field `value` names `username` (ignoring case).
+
+    A request may name its user in a field (creator, username); the name
+    must be the caller's own.
+    """
+    if value is not None and (not isinstance(value, str) or
+                              user_key(value) != user_key(username)):
+        raise Forbidden("Field '%s' must be your own username." % field)

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import gevent
 
-from . import errors, policy, validate, wscodec, wsproto
+from . import errors, validate, wscodec, wsproto
 from .auth import token_hash
 from .errors import ChatError, NotJoined
 from .hub import encode
@@ -110,7 +110,7 @@ class Session:
                 raise errors.BadRequest("Field 'action' is required and must be a string.")
             if self.user is None and not self._first_message(body):
                 return
-            policy.check_own_username(body.get("username"), "username", self.username)
+            validate.own_username(body.get("username"), "username", self.username)
             handler = ACTIONS.get(action)
             if handler is None:
                 raise errors.BadRequest("Unknown action '%s'." % action[:64])

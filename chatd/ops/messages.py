@@ -51,9 +51,24 @@ def room_last_seq(room_pk):
     return rooms.last_seq(room_pk)
 
 
+def rate_for(user, settings):
+    """(changes a minute, burst) of the user's bucket.
+
+    A bot given a rate of its own (`chat-admin bot create --rate`) has it,
+    with a burst in the users' proportion ([limits] message_burst to
+    messages_per_minute), so a faster bot may also send more at once; every
+    other user has the users' rate and burst.
+    """
+    limits = settings.limits
+    if not user.rate_per_minute:
+        return limits.messages_per_minute, limits.message_burst
+    per_minute = user.rate_per_minute
+    return per_minute, max(1, round(per_minute * limits.message_burst / limits.messages_per_minute))
+
+
 def check_rate(chat, user):
     """Take one change from the user's bucket, or RateLimited saying when to retry."""
-    per_minute, burst = policy.rate_for(user, chat.settings)
+    per_minute, burst = rate_for(user, chat.settings)
     if not chat.broker.take_token("rate:%d" % user.id, per_minute, burst):
         raise RateLimited("Too many messages; slow down.",
                           retry_after=max(1, math.ceil(60.0 / per_minute)))

@@ -3,16 +3,17 @@
 An access token is a named token with its own expiry (or none), stored
 hashed like a login token and accepted wherever one is (accounts.authenticate).
 A bot is a user with no password, so only its access tokens let it in, and
-with a message rate of its own (policy.rate_for).
+with a message rate of its own (ops.messages.rate_for).
 """
 import re
 
-from .. import auth, policy, validate
+from .. import auth, validate
 from ..errors import BadRequest, Conflict, NotFound
 from ..events import iso
 from ..storage import control, tokens, users
 from ..storage.models import NEVER, now_ms, transaction
 from .accounts import existing_user, remove_user
+from .messages import rate_for
 
 DAY = 86400 * 1000  # ms
 MAX_DAYS = 3650
@@ -105,7 +106,7 @@ def _new_bot_token(username, name, days):
 def list_bots(chat):
     """Every bot: username, createdAt, rate (messages a minute), tokens (live access tokens)."""
     return [{"username": bot.username, "createdAt": iso(bot.created_at),
-             "rate": policy.rate_for(bot, chat.settings)[0], "tokens": bot.live_tokens}
+             "rate": rate_for(bot, chat.settings)[0], "tokens": bot.live_tokens}
             for bot in tokens.bots(now_ms())]
 
 

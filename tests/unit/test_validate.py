@@ -1,7 +1,7 @@
-"""The field rules (chatd.validate) and the own-username rule (chatd.policy), table-driven."""
+"""The field rules (chatd.validate), the own-username rule among them, table-driven."""
 import pytest
 
-from chatd import policy, validate
+from chatd import validate
 from chatd.errors import BadRequest, Forbidden, PayloadTooLarge
 
 OK = object()  # the value comes back as given
@@ -112,7 +112,7 @@ OWN_NAME = [
 
 @pytest.mark.parametrize("value, expected", OWN_NAME)
 def test_a_field_naming_the_user_must_name_them(value, expected):
-    check(lambda: policy.check_own_username(value, "creator", "Alice"), None, expected)
+    check(lambda: validate.own_username(value, "creator", "Alice"), None, expected)
 
 
 def check(call, value, expected):
