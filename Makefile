@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 CHROMIUM ?= /usr/bin/chromium
+# The tests start hundreds of Python processes: let them keep compiled
+# bytecode even where the environment says not to write it.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: run test test-fast install dev browser clean
 

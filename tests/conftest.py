@@ -31,19 +31,17 @@ def client(server):
 
 # Markers by what a test needs, so `make test-fast` can leave out the slow,
 # browser, cluster and PostgreSQL tests (`make test` runs everything).
+# Whole files are slow here; single tests that take two seconds or more carry
+# @pytest.mark.slow where they are written.
 SLOW_FILES = {"test_admin_large.py", "test_faults.py", "test_disk_full.py",
               "test_client_live.py", "test_client_examples.py", "test_upgrade.py"}
-SLOW_TESTS = {"test_the_start_up_line_names_the_database_and_broker_without_a_password",
-              "test_ten_failures_for_one_username_then_429_until_the_window_passes",
-              "test_server_pings_and_drops_a_silent_peer",
-              "test_slow_reader_is_cut_off_and_others_get_everything_in_order"}
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         if "browser" in item.path.parts:
             item.add_marker(pytest.mark.browser)
-        if item.path.name in SLOW_FILES or item.originalname in SLOW_TESTS:
+        if item.path.name in SLOW_FILES:
             item.add_marker(pytest.mark.slow)
         if {"cluster", "running", "redis_server", "redis"} & set(item.fixturenames) or \
                 "cluster" in item.path.name:

@@ -58,6 +58,7 @@ class Writers:
         assert not self.errors, self.errors
 
 
+@pytest.mark.slow
 def test_backup_during_a_write_load_is_a_consistent_copy(tmp_path):
     url = sqlite_url(tmp_path / "live.db")
     server = Chatd(url, env=GENEROUS).start()
@@ -124,6 +125,7 @@ def test_backup_refuses_to_overwrite_the_database_itself(tmp_path):
     failed(chat_admin(sqlite_url(path), "db", "backup", str(path)), "the database itself")
 
 
+@pytest.mark.slow
 def test_migrate_creates_and_refuses_a_newer_schema(tmp_path):
     """(Upgrades from the previous release: tests/test_upgrade.py.)"""
     path = tmp_path / "chat.db"
@@ -145,6 +147,7 @@ def test_a_missing_sqlite_file_is_not_created_by_other_commands(tmp_path):
     assert not path.exists()
 
 
+@pytest.mark.slow
 def test_a_locked_database_fails_with_one_clear_line(tmp_path):
     path = tmp_path / "chat.db"
     ok(chat_admin(sqlite_url(path), "db", "migrate"))
@@ -160,6 +163,7 @@ def test_a_locked_database_fails_with_one_clear_line(tmp_path):
     failed(result, "the database is unavailable (database is locked); try again")
 
 
+@pytest.mark.slow
 def test_settings_come_from_config_then_environment_then_flag(tmp_path):
     names = {}
     for which in ("file", "env", "flag"):
@@ -200,6 +204,7 @@ COMMANDS = ["user create", "user list", "user passwd", "user disable", "user ena
             "history export", "history import", "history purge", "db migrate", "db backup"]
 
 
+@pytest.mark.slow
 def test_every_command_has_help():
     top = ok(chat_admin(None, "--help"))
     for group in ("user", "room", "history", "db"):

@@ -149,6 +149,7 @@ def fresh_database_url(request, tmp_path):
         yield url
 
 
+@pytest.mark.slow
 def test_import_moves_history_to_a_new_database(database_url, conversation, fresh_database_url,
                                                 tmp_path):
     room, name, expected = conversation
@@ -189,6 +190,7 @@ def check_moved_history(server, room, name, expected, senders):
     assert int(new_room[5:]) > max(int(r[5:]) for r in listed)
 
 
+@pytest.mark.slow
 def test_import_applies_nothing_from_a_file_with_a_bad_line(database_url, conversation, tmp_path):
     room, name, expected = conversation
     good = [json.dumps(dict(r, roomId="room_999998", roomName=unique("restored "))) for r in expected]
@@ -265,6 +267,7 @@ def test_purge_deletes_older_messages_and_ids_go_on(database_url, client):
     assert usage.returncode == 2 and "--before" in usage.stderr
 
 
+@pytest.mark.slow
 def test_purge_asks_on_a_terminal_and_dry_run_changes_nothing(database_url, client):
     alice = client()
     room = alice.create_room()

@@ -2,6 +2,8 @@
 import json
 import time
 
+import pytest
+
 import services
 from admin_tool import chat_admin, failed, ok
 from helpers import Chatd, Client, unique
@@ -24,6 +26,7 @@ def test_room_created_by_the_operator_is_the_owners(database_url, client):
     assert room_id in alice.get("/api/me").json()["rooms"]
 
 
+@pytest.mark.slow
 def test_room_create_keeps_the_http_rules(database_url, client):
     alice = client()
     name = unique("Taken ")
@@ -64,6 +67,7 @@ def test_room_members_lists_everyone_in_it(database_url, client):
         [alice.username, bob.username], key=str.lower)
 
 
+@pytest.mark.slow
 def test_room_delete_reaches_live_members_within_2s(database_url, client):
     alice, bob = client(), client()
     room = alice.create_room()
@@ -89,6 +93,7 @@ def test_commands_on_an_unknown_or_malformed_room_fail_with_exit_1(database_url)
     failed(chat_admin(database_url, "room", "delete", "general", "--yes"), "room id like room_12")
 
 
+@pytest.mark.slow
 def test_room_members_shows_who_is_online_through_a_shared_broker(tmp_path):
     redis = services.RedisServer(tmp_path).start()
     url = "sqlite:///%s" % (tmp_path / "chat.db")

@@ -2,6 +2,8 @@
 import json
 import time
 
+import pytest
+
 from admin_tool import Terminal, chat_admin, failed, ok
 from helpers import Client, unique
 
@@ -27,6 +29,7 @@ def assert_ended_within_2s(sock, started):
     assert time.monotonic() - started < 2.0
 
 
+@pytest.mark.slow
 def test_created_user_logs_in_over_http_and_is_listed(server, database_url):
     name = create_user(database_url)
     assert login_status(server, name).status_code == 200
@@ -61,6 +64,7 @@ def test_password_prompt_asks_twice_without_echo(server, database_url):
     assert login_status(server, name).status_code == 200
 
 
+@pytest.mark.slow
 def test_user_create_failures_say_why_and_change_nothing(server, database_url):
     name = create_user(database_url)
     failed(chat_admin(database_url, "user", "create", name.upper(), "--password-stdin",
@@ -80,6 +84,7 @@ def test_password_is_never_an_argument(database_url):
     assert result.returncode == 2 and "No such option" in result.stderr
 
 
+@pytest.mark.slow
 def test_disable_ends_live_sessions_within_2s_and_enable_restores_login(server, database_url,
                                                                         client):
     alice = client()
@@ -94,6 +99,7 @@ def test_disable_ends_live_sessions_within_2s_and_enable_restores_login(server, 
     assert login_status(server, alice.username, alice.password).status_code == 200
 
 
+@pytest.mark.slow
 def test_passwd_ends_sessions_and_only_the_new_password_works(server, database_url, client):
     alice = client()
     sock = alice.ws(join=alice.create_room())
@@ -108,6 +114,7 @@ def test_passwd_ends_sessions_and_only_the_new_password_works(server, database_u
     assert login_status(server, alice.username, new).status_code == 200
 
 
+@pytest.mark.slow
 def test_delete_user_keeps_their_messages_with_sender_shown_as_deleted(server, database_url,
                                                                        client):
     alice, bob = client(), client()
@@ -128,6 +135,7 @@ def test_delete_user_keeps_their_messages_with_sender_shown_as_deleted(server, d
     assert alice.username not in names
 
 
+@pytest.mark.slow
 def test_commands_on_an_unknown_user_fail_with_exit_1(database_url):
     ghost = unique()
     for args in (["disable", ghost], ["enable", ghost], ["delete", ghost, "--yes"]):

@@ -100,6 +100,7 @@ def read(path, fmt):
         return [csv_record(row) for row in list(csv.reader(f))[1:]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "json"])
 def test_export_carries_changes_and_leaves_deleted_messages_out(database_url, changed, tmp_path,
                                                                 fmt):

@@ -45,6 +45,7 @@ def still_served(server, user):
 
 # -- 1. slow heads and connection floods -----------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_request_head_that_never_ends_is_closed_after_header_timeout(tmp_path):
     chatd = Chatd("sqlite:///%s" % (tmp_path / "t.db"),
                   env={"CHATD_SERVER_HEADER_TIMEOUT": "1"}).start()
@@ -206,6 +207,7 @@ def test_a_room_id_that_is_not_a_string_stays_400(server):
 
 # -- 5. security headers ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_security_headers(server):
     user = Client(server)
     responses = [requests.get(server.url + "/", timeout=5),
@@ -268,6 +270,7 @@ def test_tokens_never_reach_the_log(server):
     assert log_lines_with(server, "/api/rooms/[redacted]/members")
 
 
+@pytest.mark.slow
 def test_log_lines_name_the_client_address_and_the_user(tmp_path):
     chatd = Chatd("sqlite:///%s" % (tmp_path / "l.db"),
                   env={"CHATD_SERVER_TRUSTED_PROXIES": "127.0.0.0/8"}).start()

@@ -48,6 +48,7 @@ FLOODS = {
 
 # -- 1. fairness: one connection cannot hold the others up ---------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(FLOODS))
 def test_a_flooding_connection_leaves_everyone_else_served(server, kind):
     flooder, watcher = Client(server), Client(server)
@@ -71,6 +72,7 @@ def test_a_flooding_connection_leaves_everyone_else_served(server, kind):
         sock.close()
 
 
+@pytest.mark.slow
 def test_a_flood_whose_answers_are_never_read_is_cut_off(server):
     """Each bad frame earns an error event: the outgoing queue's bound ends it."""
     flooder, watcher = Client(server), Client(server)
@@ -118,6 +120,7 @@ def test_a_message_in_as_many_fragments_as_allowed_is_read(server):
     assert raw.expect("error")["code"] == "not_found"
 
 
+@pytest.mark.slow
 def test_pings_do_not_keep_an_unfinished_message_alive(tmp_path):
     chatd = Chatd("sqlite:///%s" % (tmp_path / "f.db"),
                   env={"CHATD_WEBSOCKET_IDLE_TIMEOUT": "2"}).start()
@@ -145,6 +148,7 @@ def test_pings_do_not_keep_an_unfinished_message_alive(tmp_path):
 
 # -- 3. typing: once per 2 s per user and room -----------------------------------
 
+@pytest.mark.slow
 def test_typing_reaches_the_room_at_most_once_per_two_seconds(server):
     typist, other, watcher = Client(server), Client(server), Client(server)
     room = typist.create_room()

@@ -41,6 +41,7 @@ def token_of(out):
     return lines[0]
 
 
+@pytest.mark.slow
 def test_a_bot_is_made_with_a_token_and_no_password(server, database_url):
     name, out = create_bot(database_url)
     token = token_of(out)
@@ -59,6 +60,7 @@ def test_a_bot_is_made_with_a_token_and_no_password(server, database_url):
     assert [line.split()[-1] for line in table if line.startswith(name + " ")] == ["yes"]
 
 
+@pytest.mark.slow
 def test_create_json_and_more_tokens(server, database_url):
     name = unique("bot")
     made = json.loads(ok(chat_admin(database_url, "bot", "create", name, "--json")))
@@ -141,6 +143,7 @@ def burst(sock, room, count):
     return stored
 
 
+@pytest.mark.slow
 def test_a_bot_with_its_own_rate_gets_more_through_than_a_user(server, database_url):
     alice = Client(server)
     room = alice.create_room()
@@ -157,6 +160,7 @@ def test_a_bot_with_its_own_rate_gets_more_through_than_a_user(server, database_
     person.close()
 
 
+@pytest.mark.slow
 def test_bot_delete_ends_its_tokens_and_sockets(server, database_url):
     name, out = create_bot(database_url)
     token = token_of(out)
@@ -173,6 +177,7 @@ def test_bot_delete_ends_its_tokens_and_sockets(server, database_url):
     assert name not in bots
 
 
+@pytest.mark.slow
 def test_failures_exit_1_with_one_line(server, database_url):
     name, _ = create_bot(database_url)
     person = Client(server)
@@ -203,6 +208,7 @@ def test_bad_usage_exits_2(args):
     assert result.stdout == "" and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_every_bot_command_has_help():
     assert "\n  bot " in ok(chat_admin(None, "--help"))
     for command in ("create", "token", "list", "delete"):

@@ -36,6 +36,7 @@ def test_login_me_rooms_history(server, client):
     assert [m["message"] for m in newer["messages"]] == ["two"] and newer["hasMore"]
 
 
+@pytest.mark.slow
 def test_register_join_leave_and_typed_errors(server, client):
     name = unique()
     anonymous = Client(server.url)
@@ -76,6 +77,7 @@ def test_live_session_receives_others_messages_in_order(server, client):
         assert session.username == helper.username
 
 
+@pytest.mark.slow
 def test_session_sends_are_acknowledged_and_delivered_once(server, client):
     _, alice = user_client(client)
     room = alice.create_room(unique("room "))["roomId"]
@@ -87,6 +89,7 @@ def test_session_sends_are_acknowledged_and_delivered_once(server, client):
     assert [m["message"] for m in alice.history(room)["messages"]] == ["s%d" % i for i in range(10)]
 
 
+@pytest.mark.slow
 def test_since_replays_the_past_and_no_since_starts_at_the_end(server, client):
     helper, alice = user_client(client)
     room = alice.create_room(unique("room "))["roomId"]

@@ -112,6 +112,7 @@ def set_soft_limit(pid, soft):
     subprocess.run(["prlimit", "--pid", str(pid), "--nofile=%d:" % soft], check=True)
 
 
+@pytest.mark.slow
 def test_client_refused_for_lack_of_descriptors_gets_503_while_others_chat(tmp_path):
     chatd = Chatd("sqlite:///%s" % (tmp_path / "chat.db"), env=GENEROUS).start()
     held = []
@@ -135,6 +136,7 @@ def test_client_refused_for_lack_of_descriptors_gets_503_while_others_chat(tmp_p
         chatd.stop()
 
 
+@pytest.mark.slow
 def test_client_past_max_connections_gets_503_while_others_chat(tmp_path):
     env = dict(GENEROUS, CHATD_SERVER_MAX_CONNECTIONS="3")
     chatd = Chatd("sqlite:///%s" % (tmp_path / "chat.db"), env=env).start()

@@ -204,6 +204,7 @@ def throttled(response, window):
     return body
 
 
+@pytest.mark.slow
 def test_ten_failures_for_one_username_then_429_until_the_window_passes(tmp_path):
     window = 6
     chatd = Chatd("sqlite:///%s" % (tmp_path / "t.db"),
@@ -226,6 +227,7 @@ def test_ten_failures_for_one_username_then_429_until_the_window_passes(tmp_path
         chatd.stop()
 
 
+@pytest.mark.slow
 def test_fifty_failures_from_one_address_then_429_whatever_x_forwarded_for_says(tmp_path):
     chatd = Chatd("sqlite:///%s" % (tmp_path / "a.db")).start()
     try:

@@ -67,6 +67,7 @@ def closed_with(raw, code, timeout=10):
 
 # -- sizes: refused from the header, before any payload is read --------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("declared", [2 ** 40, 2 ** 32, MAX_FRAME + 1])
 def test_oversize_frame_header_closes_1009_without_allocating(server, bystander, user, declared):
     peak_before = memory_kib(server.proc.pid)
@@ -189,6 +190,7 @@ def test_silent_connection_is_closed_after_auth_timeout(server, bystander):
     bystander.still_served()
 
 
+@pytest.mark.slow
 def test_authenticating_by_first_message_in_time_keeps_the_connection(server, user):
     raw = RawSocket(server)
     raw.send_event(action="auth", token=user.token)
@@ -253,6 +255,7 @@ def test_origin_default_is_same_origin_only(server, user):
     assert other_port.status == 403
 
 
+@pytest.mark.slow
 def test_origin_list_and_star(tmp_path):
     listed = Chatd("sqlite:///%s" % (tmp_path / "o.db"),
                    env={"CHATD_SERVER_ALLOWED_ORIGINS": "https://chat.example.com, https://b.example"}
@@ -274,6 +277,7 @@ def test_origin_list_and_star(tmp_path):
 
 # -- keepalive ---------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_server_pings_and_drops_a_silent_peer(tmp_path):
     chatd = Chatd("sqlite:///%s" % (tmp_path / "k.db"),
                   env={"CHATD_WEBSOCKET_PING_INTERVAL": "0.5",
@@ -325,6 +329,7 @@ class Listener(threading.Thread):
                 self.order.append(event["id"])
 
 
+@pytest.mark.slow
 def test_slow_reader_is_cut_off_and_others_get_everything_in_order(tmp_path):
     chatd = Chatd("sqlite:///%s" % (tmp_path / "slow.db"), env=SLOW).start()
     try:
@@ -366,6 +371,7 @@ def test_slow_reader_is_cut_off_and_others_get_everything_in_order(tmp_path):
         chatd.stop()
 
 
+@pytest.mark.slow
 def test_frames_from_many_rooms_never_interleave_on_one_socket(tmp_path):
     """Four rooms fan out big messages at once to one socket with a small window:
     every frame arrives whole, in order per room (partial sends, queued writes)."""

@@ -139,6 +139,7 @@ def schemathesis(url, token, workdir, *args):
     return done.returncode, done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_schemathesis_finds_nothing(fuzzed, tmp_path):
     """Every operation but logout, with one login token (logout would end it)."""
     chatd, token, _ = fuzzed

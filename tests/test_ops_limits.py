@@ -34,6 +34,7 @@ def assert_rate_limited(answer):
     assert 3500 < int(answer.headers["Retry-After"]) <= 3601
 
 
+@pytest.mark.slow
 def test_room_creations_per_user_per_hour(strict):
     chatd, url = strict
     alice, bob = Client(chatd, register=False), Client(chatd, register=False)
@@ -66,6 +67,7 @@ def test_registrations_per_address_per_hour(strict):
     ok(chat_admin(url, "user", "create", name, "--password-stdin", stdin="correct horse\n"))
 
 
+@pytest.mark.slow
 def test_the_limits_hold_across_processes_on_redis(tmp_path):
     redis = services.RedisServer(tmp_path).start()
     url = "sqlite:///%s" % (tmp_path / "shared.db")

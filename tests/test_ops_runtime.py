@@ -192,6 +192,7 @@ def test_one_log_line_per_request_with_its_request_id(server):
         assert len(lines) == 1 and path in lines[0] and " %s " % status in lines[0], lines
 
 
+@pytest.mark.slow
 def test_an_ordinary_session_logs_no_error(tmp_path):
     chatd = Chatd("sqlite:///%s" % (tmp_path / "quiet.db")).start()
     user = Client(chatd)

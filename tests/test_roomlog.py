@@ -2,6 +2,8 @@
 is an event in the room's one sequence; replay, /events and history agree."""
 import urllib.parse
 
+import pytest
+
 from helpers import unique
 from roomlog_helpers import SEQUENCED, apply, events_after, history, replay
 
@@ -229,6 +231,7 @@ def requests_call(user, method, path, body=None):
                             timeout=30)
 
 
+@pytest.mark.slow
 def test_long_polls_wait_without_slowing_chat_and_wake_on_a_message(client):
     import threading
     import requests

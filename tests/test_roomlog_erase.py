@@ -11,6 +11,7 @@ from helpers import Chatd, Client, unique
 from roomlog_helpers import events_after, history, replay
 
 
+@pytest.mark.slow
 def test_a_deleted_text_is_gone_from_the_sqlite_file_history_replay_and_export(tmp_path):
     path = tmp_path / "chat.db"
     url = "sqlite:///%s" % path

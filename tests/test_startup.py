@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -78,6 +79,7 @@ def test_version_comes_from_the_package():
     assert setup.stdout.strip().splitlines()[-1] == __version__
 
 
+@pytest.mark.slow
 def test_the_start_up_line_names_the_database_and_broker_without_a_password(tmp_path):
     redis = services.RedisServer(tmp_path).start()
     try:

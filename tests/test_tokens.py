@@ -3,6 +3,7 @@ HTTP and WebSocket, and ended as the contract says, against a real chatd."""
 import calendar
 import time
 
+import pytest
 import requests
 
 from admin_tool import chat_admin, ok
@@ -194,6 +195,7 @@ def test_a_password_change_ends_login_sessions_only(client, server, database_url
     by_access.close()
 
 
+@pytest.mark.slow
 def test_disabling_the_user_ends_access_tokens_and_their_sockets(client, server, database_url):
     alice = client()
     room = alice.create_room()

@@ -109,6 +109,7 @@ def probe_ws(sock, room):
     return answers
 
 
+@pytest.mark.slow
 def test_an_outsider_gets_the_unknown_rooms_answers_from_private_and_direct_rooms(client):
     alice, bob, carol = client(), client(), client()
     private = make_room(alice, "private", topic="plans")
@@ -442,6 +443,7 @@ def test_room_ids_are_never_reused(database_url, client):
     assert make_room(alice) != newest
 
 
+@pytest.mark.slow
 def test_chat_admin_room_commands_reach_live_clients(database_url, client):
     alice, bob = client(), client()
     name = unique("Ops ")

@@ -8,7 +8,7 @@ for what it costs).
 """
 import peewee as pw
 
-from .models import Membership, Room
+from .models import Membership, Room, execute
 
 # Per membership of the user: the room's last seq, the marker, the messages
 # after it that are not deleted and not the user's own, and how many of those
@@ -36,7 +36,7 @@ def counts(user_pk):
         # The planner cannot know markers are near the end of their rooms and
         # costs this above jit_above_cost: compiling it took ~100 ms, running it 5.
         db.execute_sql("SET LOCAL jit = off")
-    rows = db.execute_sql(_COUNTS.replace("?", db.param), (user_pk,)).fetchall()
+    rows = execute(_COUNTS, (user_pk,)).fetchall()
     return {row[0]: tuple(row[1:]) for row in rows}
 
 

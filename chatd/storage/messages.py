@@ -30,23 +30,31 @@ LogRow = collections.namedtuple(
 _SQL = {}
 
 
-def _message_rows(room_pk, above, below, limit, newest_first=False):
-    """Live (not deleted) messages of a room with above < id < below (None: open), by id."""
-    db = models.proxy.obj
-    shape = ("page", above is not None, below is not None, newest_first, db.param)
+def _query(shape, build, params):
+    """Rows of the SQL for `shape`, which build(shape) writes the first time it is asked for."""
     sql = _SQL.get(shape)
     if sql is None:
-        sql = _SQL[shape] = (
-            'SELECT m."room_id", m."seq", u."username", m."text", m."created_at", '
-            'm."client_msg_id", m."reply_to", m."mentions", u."bot", m."edited_at", m."deleted" '
-            'FROM "message" AS m LEFT OUTER JOIN "user" AS u '
-            'ON m."sender_id" = u."id" WHERE m."room_id" = ?'
-            + (' AND m."seq" > ?' if shape[1] else '') + (' AND m."seq" < ?' if shape[2] else '')
-            + ' AND NOT m."deleted" ORDER BY m."seq" ' + ('DESC' if newest_first else 'ASC')
-            + ' LIMIT ?'
-        ).replace("?", db.param)
+        sql = _SQL[shape] = build(shape)
+    return models.execute(sql, params).fetchall()
+
+
+def _message_rows(room_pk, above, below, limit, newest_first=False):
+    """Live (not deleted) messages of a room with above < id < below (None: open), by id."""
+    shape = ("page", above is not None, below is not None, newest_first)
     params = [room_pk] + [bound for bound in (above, below) if bound is not None] + [limit]
-    return [_message_row(row) for row in db.execute_sql(sql, params).fetchall()]
+    return [_message_row(row) for row in _query(shape, _page_sql, params)]
+
+
+def _page_sql(shape):
+    _, above, below, newest_first = shape
+    return (
+        'SELECT m."room_id", m."seq", u."username", m."text", m."created_at", '
+        'm."client_msg_id", m."reply_to", m."mentions", u."bot", m."edited_at", m."deleted" '
+        'FROM "message" AS m LEFT OUTER JOIN "user" AS u '
+        'ON m."sender_id" = u."id" WHERE m."room_id" = ?'
+        + (' AND m."seq" > ?' if above else '') + (' AND m."seq" < ?' if below else '')
+        + ' AND NOT m."deleted" ORDER BY m."seq" ' + ('DESC' if newest_first else 'ASC')
+        + ' LIMIT ?')
 
 
 def _message_row(row):
@@ -67,20 +75,17 @@ def history_page(room_pk, limit, before=None, after=None):
     return rows, more
 
 
+_REACTIONS = (
+    'SELECT r."message_seq", r."emoji", u."username" FROM "reaction" AS r '
+    'JOIN "user" AS u ON r."user_id" = u."id" WHERE r."room_id" = ? '
+    'AND r."message_seq" >= ? AND r."message_seq" <= ? ORDER BY r."id"')
+
+
 def reactions_of(room_pk, first_seq, last_seq):
     """{message seq: [(emoji, [usernames])...]} for the messages in [first, last]:
     emojis in the order each was first added, users in the order they reacted."""
-    db = models.proxy.obj
-    shape = ("reactions", db.param)
-    sql = _SQL.get(shape)
-    if sql is None:
-        sql = _SQL[shape] = (
-            'SELECT r."message_seq", r."emoji", u."username" FROM "reaction" AS r '
-            'JOIN "user" AS u ON r."user_id" = u."id" WHERE r."room_id" = ? '
-            'AND r."message_seq" >= ? AND r."message_seq" <= ? ORDER BY r."id"'
-        ).replace("?", db.param)
     found = {}
-    for seq, emoji, username in db.execute_sql(sql, (room_pk, first_seq, last_seq)):
+    for seq, emoji, username in models.execute(_REACTIONS, (room_pk, first_seq, last_seq)):
         found.setdefault(seq, {}).setdefault(emoji, []).append(username)
     return {seq: list(emojis.items()) for seq, emojis in found.items()}
 
@@ -88,31 +93,29 @@ def reactions_of(room_pk, first_seq, last_seq):
 def log_rows(room_pk, after_seq, upto_seq=None, limit=1000):
     """The room's log with after_seq < seq <= upto_seq (None: open), in seq order:
     messages and room_event rows merged."""
-    db = models.proxy.obj
-    shape = ("log", upto_seq is not None, db.param)
-    sql = _SQL.get(shape)
-    if sql is None:
-        upto = ' AND "seq" <= ?' if shape[1] else ''
-        sql = _SQL[shape] = (
-            'SELECT m."seq", \'new-message\', u."username", m."text", m."created_at", '
-            'm."client_msg_id", m."reply_to", m."mentions", m."deleted", u."bot", '
-            'CAST(NULL AS BIGINT), CAST(NULL AS TEXT) '
-            'FROM "message" AS m LEFT OUTER JOIN "user" AS u ON m."sender_id" = u."id" '
-            'WHERE m."room_id" = ? AND m."seq" > ?' + upto.replace('"seq"', 'm."seq"') +
-            ' UNION ALL '
-            'SELECT e."seq", e."kind", u."username", e."text", e."created_at", '
-            'CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS TEXT), '
-            'e."kind" = \'message-edited\' AND e."text" IS NULL, CAST(NULL AS BOOLEAN), '
-            'e."message_seq", e."data" '
-            'FROM "roomevent" AS e LEFT OUTER JOIN "user" AS u ON e."actor_id" = u."id" '
-            'WHERE e."room_id" = ? AND e."seq" > ?' + upto.replace('"seq"', 'e."seq"') +
-            ' ORDER BY 1 LIMIT ?'
-        ).replace("?", db.param)
     bounds = [room_pk, after_seq] + ([upto_seq] if upto_seq is not None else [])
-    rows = db.execute_sql(sql, bounds + bounds + [limit]).fetchall()
+    rows = _query(("log", upto_seq is not None), _log_sql, bounds + bounds + [limit])
     return [LogRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6],
                    json.loads(row[7]) if row[7] else None, bool(row[8]), bool(row[9]),
                    row[10], json.loads(row[11]) if row[11] else None) for row in rows]
+
+
+def _log_sql(shape):
+    upto = ' AND "seq" <= ?' if shape[1] else ''
+    return (
+        'SELECT m."seq", \'new-message\', u."username", m."text", m."created_at", '
+        'm."client_msg_id", m."reply_to", m."mentions", m."deleted", u."bot", '
+        'CAST(NULL AS BIGINT), CAST(NULL AS TEXT) '
+        'FROM "message" AS m LEFT OUTER JOIN "user" AS u ON m."sender_id" = u."id" '
+        'WHERE m."room_id" = ? AND m."seq" > ?' + upto.replace('"seq"', 'm."seq"') +
+        ' UNION ALL '
+        'SELECT e."seq", e."kind", u."username", e."text", e."created_at", '
+        'CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS TEXT), '
+        'e."kind" = \'message-edited\' AND e."text" IS NULL, CAST(NULL AS BOOLEAN), '
+        'e."message_seq", e."data" '
+        'FROM "roomevent" AS e LEFT OUTER JOIN "user" AS u ON e."actor_id" = u."id" '
+        'WHERE e."room_id" = ? AND e."seq" > ?' + upto.replace('"seq"', 'e."seq"') +
+        ' ORDER BY 1 LIMIT ?')
 
 
 # -- changes to messages (inside the operation's transaction) -------------------------
@@ -160,8 +163,7 @@ def remove_reaction(room_pk, seq, user_pk, emoji):
 
 
 def _changed(sql, params):
-    db = models.proxy.obj
-    return db.execute_sql(sql.replace("?", db.param), params).fetchone() is not None
+    return models.execute(sql, params).fetchone() is not None
 
 
 def _mentions_json(mentions):

@@ -215,6 +215,12 @@ MODELS = [User, Token, Room, Membership, Message, RoomEvent, Reaction, Mention, 
           ControlEvent, ControlStream, SchemaVersion]
 
 
+def execute(sql, params):
+    """Run hand-written SQL, written with '?' placeholders, on the bound database."""
+    db = proxy.obj
+    return db.execute_sql(sql.replace("?", db.param), params)
+
+
 def describe(url):
     """The database URL for logs: any password hidden; for SQLite, the file it means."""
     parsed = urlparse(url)

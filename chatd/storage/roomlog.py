@@ -9,15 +9,14 @@ every engine and a reader that follows `seq > last` never skips one.
 """
 import json
 
-from .models import RoomEvent, now_ms, proxy
+from .models import RoomEvent, execute, now_ms
 
 _BUMP = 'UPDATE "room" SET "last_seq" = "last_seq" + 1 WHERE "id" = ? RETURNING "last_seq"'
 
 
 def append(room_pk, kind, actor_pk, data, message_seq=None, text=None):
     """Append one change to the room's log; (seq, created_at ms). Inside a transaction."""
-    db = proxy.obj
-    seq = db.execute_sql(_BUMP.replace("?", db.param), (room_pk,)).fetchone()[0]
+    seq = execute(_BUMP, (room_pk,)).fetchone()[0]
     created_at = now_ms()
     RoomEvent.insert(room=room_pk, seq=seq, kind=kind, actor=actor_pk, message_seq=message_seq,
                      text=text, data=json.dumps(data, ensure_ascii=False, separators=(",", ":")),

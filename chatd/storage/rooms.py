@@ -2,7 +2,7 @@
 import peewee as pw
 
 from ..keys import room_name_key
-from .models import Ban, Membership, Message, Room, User, now_ms, proxy
+from .models import Ban, Membership, Message, Room, User, execute, now_ms, proxy
 
 
 def by_pk(room_pk):
@@ -89,11 +89,10 @@ def peers(user, room_pks):
 def add_member(user, room_pk, joined_at, role="member"):
     """Membership, with nothing unread yet; a second time changes nothing.
     True if the user was not a member."""
-    db = proxy.obj
-    return db.execute_sql(
+    return execute(
         'INSERT INTO "membership" ("user_id", "room_id", "joined_at", "role", "read_upto") '
         'VALUES (?, ?, ?, ?, (SELECT "last_seq" FROM "room" WHERE "id" = ?)) '
-        'ON CONFLICT DO NOTHING RETURNING "id"'.replace("?", db.param),
+        'ON CONFLICT DO NOTHING RETURNING "id"',
         (_pk(user), room_pk, joined_at, role, room_pk)).fetchone() is not None
 
 
