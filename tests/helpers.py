@@ -92,18 +92,19 @@ class Chatd:
         return self.start()
 
 
-def wait_for(condition, timeout=20, what=None, step=0.05):
+def wait_for(condition, timeout=20, what=None, step=0.05, sleep=time.sleep):
     """Poll `condition` until it holds; fail the test, naming `what`, after `timeout` s.
 
     The one way tests wait for something to happen (never a bare sleep). It
-    returns True so that `assert wait_for(...)` reads naturally.
+    returns True so that `assert wait_for(...)` reads naturally. In-process
+    tests of greenlets pass sleep=gevent.sleep, so the greenlets run meanwhile.
     """
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError("timed out after %gs waiting for %s"
                                  % (timeout, what or getattr(condition, "__name__", "a condition")))
-        time.sleep(step)
+        sleep(step)
     return True
 
 

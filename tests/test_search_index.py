@@ -62,6 +62,7 @@ def test_reindex_rebuilds_a_lost_index(server, room):
     owner, room_id, sock = room
     tag = unique("t")
     send(sock, room_id, "%s indexed once" % tag)
+    assert found(owner, tag) == ["%s indexed once" % tag]
     if server.database.startswith("sqlite"):
         sql(server.database, "INSERT INTO message_fts(message_fts) VALUES ('delete-all')")
         assert found(owner, tag) == []

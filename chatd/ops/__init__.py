@@ -91,7 +91,7 @@ class Chat:
     mark_read = markers.mark_read
     annotate_unread = staticmethod(markers.annotate)
     rebuild_search = staticmethod(search.rebuild)  # before `search` names the method here
-    search = staticmethod(search.search)
+    search = search.search
     # control events, housekeeping, health
     control_events_after = staticmethod(control.control_events_after)
     last_control_event = staticmethod(control.last_control_event)

@@ -10,15 +10,18 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
 
-def search(user, q, room_id=None, limit=None, cursor=None):
+def search(chat, user, q, room_id=None, limit=None, cursor=None):
     """{"results": [...], "next": cursor or None}, newest first.
 
     Only rooms the user is in now (a room left or banned from drops out);
-    deleted messages never, edited ones by their current text.
+    deleted messages never, edited ones by their current text; every
+    message stored before the search (the writer indexes what waits first).
     """
     query = searchquery.parse(q)
     limit = DEFAULT_LIMIT if limit is None else validate.integer(limit, "limit", 1, MAX_LIMIT)
     before = searchquery.decode_cursor(cursor) if cursor is not None else None
+    if chat.writer is not None:
+        chat.writer.index_now()
     rows = _rows(user, query, room_id, before, limit + 1)
     results = [_result(row) for row in rows[:limit]]
     following = searchquery.encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None

@@ -10,6 +10,11 @@ one statement). Mention rows cost a statement more, only for a message
 that mentions someone.
 Batches touch rooms in id order so processes never lock rooms in opposite
 orders.
+
+On SQLite the writer also keeps the search index: new messages are indexed
+in batches of their own (storage.search_sqlite.catch_up) on the writer's
+thread, INDEX_EVERY seconds after the first one waiting or once INDEX_BATCH
+wait, and before every search (index_now).
 """
 import logging
 import sqlite3
@@ -20,7 +25,7 @@ import gevent.event
 import peewee as pw
 from gevent.threadpool import ThreadPool
 
-from . import models
+from . import models, search
 from .messages import MessageRow, _mentions_json
 from .. import logs
 from ..errors import Unavailable
@@ -32,6 +37,8 @@ NOT_ALLOWED = object()  # the UPDATE found no room this user is a member of
 # never a lost message: the whole batch is tried again, with backoff, this long.
 LOCKED_RETRY_WAIT = 30.0  # seconds
 LOCKED_BACKOFF = (0.02, 0.5)  # first and largest pause between tries
+INDEX_EVERY = 0.5  # seconds a new message waits at most before it is indexed for search
+INDEX_BATCH = 500  # messages indexed in one transaction
 
 
 class Post:
@@ -111,6 +118,9 @@ class GroupCommit:
         self._thread_db = None  # SQLite: the writer thread's own connection
         self._thread = None
         self._checkpointer = None
+        self._unindexed = 0  # messages stored here since the last index catch-up
+        self._index_due = None  # when they must be indexed (monotonic), None: nothing waits
+        self._index_failures = logs.Throttle(log, "search indexing failed (retried)")
 
     def submit(self, post):
         """Store one post; returns (MessageRow, is_new) or NOT_ALLOWED."""
@@ -123,13 +133,49 @@ class GroupCommit:
 
     def _run(self):
         while True:
-            self._wake.wait()
+            due = self._index_due
+            self._wake.wait(None if due is None else max(0.0, due - time.monotonic()))
             gevent.sleep(0)  # posts from greenlets that are ready join this batch
             self._wake.clear()
             while self._queue:
                 batch = self._queue[:self.max_batch]
                 del self._queue[:self.max_batch]
                 self._commit(batch)
+                self._index_if_due()
+            self._index_if_due()
+
+    # -- the search index (SQLite) ------------------------------------------------
+    def _index_if_due(self):
+        if self._index_due is not None and (self._unindexed >= INDEX_BATCH or
+                                            time.monotonic() >= self._index_due):
+            self._index()
+
+    def _index(self):
+        """One batch of unindexed messages into the search index, on the writer's thread."""
+        self._unindexed, self._index_due = 0, None
+        taken = self._thread.apply(self._index_in_thread)
+        if isinstance(taken, Exception):
+            self._index_failures.failed(taken)
+            self._index_due = time.monotonic() + INDEX_EVERY  # the watermark has not moved
+            return False
+        self._index_failures.succeeded()
+        return taken == INDEX_BATCH  # more may wait
+
+    def index_now(self):
+        """Index every message stored so far (a search is about to read the index)."""
+        self._open()
+        if self._thread is not None:
+            while self._index():
+                pass
+
+    def _index_in_thread(self):
+        """How many messages were indexed, or the database's error as a value."""
+        db = self._thread_db
+        try:
+            with db.atomic(lock_type="IMMEDIATE"):
+                return search.engine(db).catch_up(db, INDEX_BATCH)
+        except (pw.DatabaseError, sqlite3.DatabaseError) as exc:
+            return exc
 
     def _commit(self, batch):
         try:
@@ -158,6 +204,7 @@ class GroupCommit:
         for post, done in batch:
             result = post.result
             if result is not NOT_ALLOWED and result[1]:
+                self._stored_one()
                 try:
                     self.on_stored(result[0])
                 except Exception:  # stored is stored: the writer must live on
@@ -165,15 +212,15 @@ class GroupCommit:
         for post, done in batch:
             done.set(post.result)
 
+    def _stored_one(self):
+        if self._thread is not None:  # SQLite: the index follows (PostgreSQL's is in the row)
+            self._unindexed += 1
+            if self._index_due is None:
+                self._index_due = time.monotonic() + INDEX_EVERY
+
     def _write(self, posts):
         posts = sorted(posts, key=lambda p: p.room_pk)
-        db = models.proxy.obj
-        if self._sql is None:
-            self._sql = Statements(db)
-            self._thread_db = models.writer_database(db)
-            if self._thread_db is not None:
-                self._thread = ThreadPool(1)
-                self._checkpointer = Checkpointer(db)
+        db = self._open()
         if self._thread_db is None:
             self._write_pooled(db, self._sql, posts)
             return
@@ -181,6 +228,17 @@ class GroupCommit:
             self._write_retrying(posts)
         except (pw.OperationalError, sqlite3.OperationalError) as exc:
             raise Unavailable("The database is unavailable; try again.") from exc
+
+    def _open(self):
+        """The database; its statements and, on SQLite, the writer's thread, made once."""
+        db = models.proxy.obj
+        if self._sql is None:
+            self._sql = Statements(db)
+            self._thread_db = models.writer_database(db)
+            if self._thread_db is not None:
+                self._thread = ThreadPool(1)
+                self._checkpointer = Checkpointer(db)
+        return db
 
     def _write_retrying(self, posts):
         """The batch in the writer thread; again, after a pause, while the file is locked."""

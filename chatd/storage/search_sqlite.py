@@ -14,11 +14,23 @@ script. It does not segment CJK: a run of Han, kana or Hangul without spaces
 is one word, found by its whole or its beginning (prefix), not by a word
 inside it.
 
-Triggers run in the inserting transaction (the message writer's, on its own
-thread): an edit re-indexes the current text, a deletion (text erased,
-deleted set) or a purge takes the message out. A contentless table must be
-told the exact values it indexed to delete them: the triggers index only
-messages not deleted, and unindex under the same condition.
+A new message is indexed a moment after it is stored, not in its own
+transaction: `catch_up` indexes every message above a watermark
+(`message_fts_state.indexed_upto`, message ids being assigned in commit
+order by SQLite's single writer) in one transaction, which the message
+writer runs on its thread every INDEX_EVERY seconds or INDEX_BATCH
+messages, and before every search, so a search finds what its caller has
+just sent. Indexed in the message's own transaction, FTS5 wrote a small
+segment per group commit and merged them again: a third of a core's
+capacity at the fan-out benchmark's rate; in batches of hundreds it costs
+a fraction of that (docs/performance.md).
+
+Triggers keep what is indexed current, in the changing transaction: an
+edit re-indexes the current text, a deletion (text erased, deleted set)
+or a purge takes the message out. A contentless table must be told the
+exact values it indexed to delete them: the triggers touch only messages
+at or below the watermark that are not deleted; one above it is indexed
+by the catch-up with its text at that time.
 """
 from . import models
 
@@ -31,19 +43,30 @@ TOKENIZER = "unicode61 remove_diacritics 2"
 PREFIXES = "2 3"
 _TABLE = ("CREATE VIRTUAL TABLE message_fts USING fts5(text, room, content='', "
           "tokenize='%s', prefix='%s')" % (TOKENIZER, PREFIXES))
+_STATE = ("CREATE TABLE message_fts_state (id INTEGER PRIMARY KEY CHECK (id = 1), "
+          "indexed_upto INTEGER NOT NULL)")
+_UPTO = "(SELECT indexed_upto FROM message_fts_state)"
 _INDEX = "INSERT INTO message_fts(rowid, text, room) SELECT {m}.id, {m}.text, 'r' || {m}.room_id"
 _UNINDEX = ("INSERT INTO message_fts(message_fts, rowid, text, room) "
             "SELECT 'delete', {m}.id, {m}.text, 'r' || {m}.room_id")
+_INDEXED = " WHERE NOT {m}.deleted AND {m}.id <= " + _UPTO
 _TRIGGERS = (
-    "CREATE TRIGGER IF NOT EXISTS message_fts_insert AFTER INSERT ON message BEGIN "
-    + _INDEX.format(m="new") + " WHERE NOT new.deleted; END",
-    "CREATE TRIGGER IF NOT EXISTS message_fts_delete AFTER DELETE ON message BEGIN "
-    + _UNINDEX.format(m="old") + " WHERE NOT old.deleted; END",
-    "CREATE TRIGGER IF NOT EXISTS message_fts_update AFTER UPDATE OF text, deleted ON message BEGIN "
-    + _UNINDEX.format(m="old") + " WHERE NOT old.deleted; "
-    + _INDEX.format(m="new") + " WHERE NOT new.deleted; END",
+    "CREATE TRIGGER message_fts_delete AFTER DELETE ON message BEGIN "
+    + _UNINDEX.format(m="old") + _INDEXED.format(m="old") + "; "
+    # SQLite gives a new row the largest id + 1: once the largest is gone, the
+    # next message takes its id again, and must not fall under the watermark.
+    "UPDATE message_fts_state SET indexed_upto = (SELECT coalesce(max(id), 0) FROM message) "
+    "WHERE indexed_upto > (SELECT coalesce(max(id), 0) FROM message); END",
+    "CREATE TRIGGER message_fts_update AFTER UPDATE OF text, deleted ON message BEGIN "
+    + _UNINDEX.format(m="old") + _INDEXED.format(m="old") + "; "
+    + _INDEX.format(m="new") + _INDEXED.format(m="new") + "; END",
 )
+# 0.2.0's triggers, replaced at every start: that release indexed on insert.
+_OLD_TRIGGERS = ("message_fts_insert", "message_fts_delete", "message_fts_update")
 _FILL = _INDEX.format(m="message") + " FROM message WHERE NOT message.deleted"
+_CATCH_UP = (_INDEX.format(m="message") + " FROM message WHERE message.id > ? "
+             "AND message.id <= ? AND NOT message.deleted")
+_BATCH = "SELECT count(*), max(id) FROM (SELECT id FROM message WHERE id > ? ORDER BY id LIMIT ?)"
 
 _SEARCH = (
     'SELECT m."id", m."room_id", r."name", m."seq", u."username", m."text", m."created_at" '
@@ -58,13 +81,38 @@ NO_CURSOR = 2 ** 62
 
 
 def ensure(database):
-    """The FTS5 table and its triggers; a new table is filled from the stored messages."""
-    if not database.execute_sql(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'message_fts'").fetchone():
+    """The FTS5 table, its watermark and triggers. A new table is filled from the
+    stored messages; so is one from 0.2.0, which indexed every message as stored."""
+    if not _exists(database, "message_fts"):
         database.execute_sql(_TABLE)
         database.execute_sql(_FILL)
+    if not _exists(database, "message_fts_state"):
+        database.execute_sql(_STATE)
+        database.execute_sql("INSERT INTO message_fts_state (id, indexed_upto) "
+                             "SELECT 1, coalesce(max(id), 0) FROM message")
+    for name in _OLD_TRIGGERS:
+        database.execute_sql("DROP TRIGGER IF EXISTS %s" % name)
     for sql in _TRIGGERS:
         database.execute_sql(sql)
+
+
+def _exists(database, table):
+    return database.execute_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                (table,)).fetchone() is not None
+
+
+def catch_up(database, limit):
+    """Index up to `limit` messages above the watermark; how many it took.
+
+    Run inside a write transaction (IMMEDIATE: the watermark and the texts
+    read are the ones the triggers of later changes will see).
+    """
+    upto = database.execute_sql("SELECT indexed_upto FROM message_fts_state").fetchone()[0]
+    taken, top = database.execute_sql(_BATCH, (upto, limit)).fetchone()
+    if taken:
+        database.execute_sql(_CATCH_UP, (upto, top))
+        database.execute_sql("UPDATE message_fts_state SET indexed_upto = ?", (top,))
+    return taken
 
 
 def rebuild(database):
@@ -73,6 +121,8 @@ def rebuild(database):
         ensure(database)
         database.execute_sql("INSERT INTO message_fts(message_fts) VALUES ('delete-all')")
         database.execute_sql(_FILL)
+        database.execute_sql("UPDATE message_fts_state SET indexed_upto = "
+                             "(SELECT coalesce(max(id), 0) FROM message)")
         database.execute_sql("INSERT INTO message_fts(message_fts) VALUES ('optimize')")
 
 
