@@ -89,7 +89,7 @@ class Chat:
     unreact = messages.unreact
     # read markers, unread counts, search
     mark_read = markers.mark_read
-    annotate_unread = staticmethod(markers.annotate)
+    annotate_unread = markers.annotate
     rebuild_search = staticmethod(search.rebuild)  # before `search` names the method here
     search = search.search
     # control events, housekeeping, health

@@ -20,6 +20,7 @@ def mark_read(chat, user, room_id, up_to):
     if isinstance(up_to, str):  # JSON: a number, not a string of digits
         raise BadRequest("Field 'upTo' must be an integer.")
     up_to = validate.integer(up_to, "upTo", 0)
+    _senders_marked(chat)
     room_pk, read_upto, moved = _advance(user, room_id, up_to)
     if moved and chat.to_user is not None:
         chat.to_user(user.username, {"action": "read-marker", "roomId": room_key(room_pk),
@@ -34,10 +35,22 @@ def _advance(user, room_id, up_to):
     return room.id, read_upto, moved
 
 
-@transaction
-def annotate(user, items):
+def _senders_marked(chat):
+    """On SQLite the writer moves senders' markers a moment after their messages:
+    before a marker is read, every message stored so far has moved its sender's."""
+    if chat.writer is not None:
+        chat.writer.catch_up_now()
+
+
+def annotate(chat, user, items):
     """Add lastSeq, readUpTo, unread and mentions to the GET /api/rooms items of
     rooms the user is in (one query for all of them); returns the items."""
+    _senders_marked(chat)
+    return _annotate(user, items)
+
+
+@transaction
+def _annotate(user, items):
     counts = markers.counts(user.id)
     for item in items:
         found = counts.get(validate.room_id(item["roomId"]))

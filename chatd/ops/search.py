@@ -21,7 +21,7 @@ def search(chat, user, q, room_id=None, limit=None, cursor=None):
     limit = DEFAULT_LIMIT if limit is None else validate.integer(limit, "limit", 1, MAX_LIMIT)
     before = searchquery.decode_cursor(cursor) if cursor is not None else None
     if chat.writer is not None:
-        chat.writer.index_now()
+        chat.writer.catch_up_now()
     rows = _rows(user, query, room_id, before, limit + 1)
     results = [_result(row) for row in rows[:limit]]
     following = searchquery.encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None

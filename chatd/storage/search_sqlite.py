@@ -18,7 +18,7 @@ A new message is indexed a moment after it is stored, not in its own
 transaction: `catch_up` indexes every message above a watermark
 (`message_fts_state.indexed_upto`, message ids being assigned in commit
 order by SQLite's single writer) in one transaction, which the message
-writer runs on its thread every INDEX_EVERY seconds or INDEX_BATCH
+writer runs on its thread every CATCH_UP_EVERY seconds or INDEX_BATCH
 messages, and before every search, so a search finds what its caller has
 just sent. Indexed in the message's own transaction, FTS5 wrote a small
 segment per group commit and merged them again: a third of a core's
