@@ -182,7 +182,8 @@ def serve(settings):
         ws_gate=ws_gate(settings, service.metrics),
         peer_limit=peer_limit(settings, service.metrics),
         header_timeout=settings.server.header_timeout,
-        max_connections=settings.server.max_connections)
+        max_connections=settings.server.max_connections,
+        backlog=settings.server.listen_backlog)
     fdlimit.AcceptGuard(server, service.metrics.registry, log)
     server.start()
     host, port = server.address[:2]

@@ -233,11 +233,14 @@ class ChatServer(WSGIServer):
     handler_class = Handler
 
     def __init__(self, listener, app, ws_app, ws_gate, peer_limit, header_timeout,
-                 max_connections):
+                 max_connections, backlog):
         """ws_app(handler): a WebSocket's whole life after the 101; ws_gate(environ):
         None to accept an upgrade, or the ChatError that refuses it; peer_limit: a
-        PeerLimit; header_timeout: seconds for each request's line and headers."""
-        super().__init__(listener, app, log=None, error_log=None, spawn=Pool(max_connections))
+        PeerLimit; header_timeout: seconds for each request's line and headers;
+        backlog: the listen queue (gevent's default, 128, overflows in a storm of
+        reconnects: the kernel drops SYNs and clients retry 1 s, 3 s later)."""
+        super().__init__(listener, app, log=None, error_log=None, spawn=Pool(max_connections),
+                         backlog=backlog)
         self.ws_app = ws_app
         self.ws_gate = ws_gate
         self.peer_limit = peer_limit
