@@ -130,8 +130,8 @@ def test_migrate_creates_and_refuses_a_newer_schema(tmp_path):
     """(Upgrades from the previous release: tests/test_upgrade.py.)"""
     path = tmp_path / "chat.db"
     url = sqlite_url(path)
-    assert ok(chat_admin(url, "db", "migrate")) == "schema at version 2\n"
-    assert ok(chat_admin(url, "db", "migrate")) == "schema at version 2\n"
+    assert ok(chat_admin(url, "db", "migrate")) == "schema at version 3\n"
+    assert ok(chat_admin(url, "db", "migrate")) == "schema at version 3\n"
     server = Chatd(url).start()
     Client(server)
     server.stop()

@@ -78,7 +78,7 @@ def test_chatd_upgrades_a_0_1_0_database_on_start(old_database):
 
 def test_chat_admin_db_migrate_upgrades_a_0_1_0_database(old_database):
     engine, url = old_database
-    assert "schema at version 2" in ok(chat_admin(url, "db", "migrate"))
+    assert "schema at version 3" in ok(chat_admin(url, "db", "migrate"))
     server = Chatd(url, env=GENEROUS).start()
     try:
         assert "schema upgraded" not in server.log()

@@ -142,6 +142,19 @@ def v2_room_log_walls_unread_bots(migrator, database):
     m.ControlStream.create(last=last)
 
 
+@step
+def v3_search_index_behind_the_writer(migrator, database):
+    """Databases of 0.2.0's development indexed every message for search (SQLite) in its
+    own transaction, by a trigger. The index now follows the messages in the writer's
+    catch-up transaction above a watermark (storage.search_sqlite): the search_index
+    hook, which every upgrade runs, makes the watermark at the newest message (all
+    of them were indexed) and replaces the triggers. PostgreSQL's index is unchanged.
+    """
+    if isinstance(database, pw.SqliteDatabase):
+        from . import search_sqlite
+        search_sqlite.ensure(database)
+
+
 def _add_columns(database, *fields):
     """NOT NULL columns with a schema DEFAULT, added as the model declares them
     (playhouse's add_column would add them without the DEFAULT)."""
