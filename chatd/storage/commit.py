@@ -40,7 +40,7 @@ NOT_ALLOWED = object()  # the UPDATE found no room this user is a member of
 # never a lost message: the whole batch is tried again, with backoff, this long.
 LOCKED_RETRY_WAIT = 30.0  # seconds
 LOCKED_BACKOFF = (0.02, 0.5)  # first and largest pause between tries
-CATCH_UP_EVERY = 0.5  # seconds a new message waits at most to be indexed and mark its sender
+CATCH_UP_EVERY = 0.2  # seconds a new message waits at most to be indexed and mark its sender
 INDEX_BATCH = 500  # messages indexed in one transaction
 
 

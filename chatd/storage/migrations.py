@@ -144,15 +144,16 @@ def v2_room_log_walls_unread_bots(migrator, database):
 
 @step
 def v3_search_index_behind_the_writer(migrator, database):
-    """Databases of 0.2.0's development indexed every message for search (SQLite) in its
-    own transaction, by a trigger. The index now follows the messages in the writer's
-    catch-up transaction above a watermark (storage.search_sqlite): the search_index
-    hook, which every upgrade runs, makes the watermark at the newest message (all
-    of them were indexed) and replaces the triggers. PostgreSQL's index is unchanged.
-    """
+    """Databases of 0.2.0's development indexed every message for search in its own
+    statement. On SQLite the index now follows the messages in the writer's catch-up
+    transaction above a watermark (storage.search_sqlite): the watermark starts at the
+    newest message (all of them were indexed) and the triggers are replaced. On
+    PostgreSQL the GIN index takes a small pending list (storage.search_pg)."""
+    from . import search_pg, search_sqlite
     if isinstance(database, pw.SqliteDatabase):
-        from . import search_sqlite
         search_sqlite.ensure(database)
+    else:
+        search_pg.tune(database)
 
 
 def _add_columns(database, *fields):

@@ -12,10 +12,15 @@ where an expression costs re-parsing the text (~90 us a row); ANALYZE also
 keeps word statistics on a column, which lets the planner choose between
 that walk and the GIN index (a rare word).
 
-fastupdate is off: with it on, inserts pile into a pending list that the
-insert which finds it full (gin_pending_list_limit, 4 MB) merges into the
-index, holding that one message for as long as the merge takes. Off, each
-message pays a small, even cost.
+fastupdate is on with a small pending list (256 kB, not the default
+4 MB): inserts add to the list, and the insert that finds it full merges it
+into the index. Off, every message updated the posting tree of each of its
+words in its own statement: at 20,000 deliveries/s the message p99 was
+570-860 ms against 52-123 ms without the index. With the default 4 MB
+list, the one message that merges it waits for the whole merge (the stall
+Synapse met); at 256 kB the merges are small and the p99 is the same with
+the index as without (bench/search_indexing.py, docs/performance.md). A
+search reads the pending list too, which at this size costs little.
 
 'simple' config: lower-cased words, no stemming, no stop words (any
 language alike). chatd_fold also removes accents when the unaccent
@@ -35,8 +40,9 @@ _HAS_COLUMN = ("SELECT 1 FROM information_schema.columns WHERE table_schema = cu
                "AND table_name = 'message' AND column_name = 'search_vector'")
 _COLUMN = ('ALTER TABLE "message" ADD COLUMN search_vector tsvector GENERATED ALWAYS AS '
            "(to_tsvector('simple'::regconfig, chatd_fold(\"text\"))) STORED")
+_STORAGE = "fastupdate = on, gin_pending_list_limit = 256"
 _INDEX = ('CREATE INDEX IF NOT EXISTS message_search ON "message" USING gin (search_vector) '
-          'WITH (fastupdate = off) WHERE NOT "deleted"')
+          'WITH (' + _STORAGE + ') WHERE NOT "deleted"')
 
 _SEARCH = (
     'SELECT m."id", m."room_id", r."name", m."seq", u."username", m."text", m."created_at" '
@@ -76,6 +82,12 @@ def _fold_body(database):
     # Schema-qualified with its dictionary named: IMMUTABLE functions in an
     # index must not depend on search_path.
     return "%s.unaccent('%s.unaccent'::regdictionary, $1)" % (schema, schema)
+
+
+def tune(database):
+    """An index made by 0.2.0's development (fastupdate off) takes today's storage
+    parameters; new pending entries follow them at once."""
+    database.execute_sql("ALTER INDEX IF EXISTS message_search SET (%s)" % _STORAGE)
 
 
 def catch_up(database, limit):
