@@ -11,9 +11,10 @@ that mentions someone.
 Batches touch rooms in id order so processes never lock rooms in opposite
 orders.
 
-On SQLite two things follow the messages in a catch-up transaction of
-their own, on the writer's thread, CATCH_UP_EVERY seconds after the first
-message waits or once INDEX_BATCH wait, and before anything reads them
+On SQLite two things follow the messages in catch-up transactions of
+their own (INDEX_CHUNK messages each, posts committed between them), on
+the writer's thread, CATCH_UP_EVERY seconds after the first message waits
+or once INDEX_BATCH wait, and before anything reads them
 (catch_up_now): the search index (storage.search_sqlite.catch_up), and
 each sender's read marker, moved to the last message they sent (one UPDATE
 per sender and room, not one per message). Written per message, the two
@@ -40,8 +41,9 @@ NOT_ALLOWED = object()  # the UPDATE found no room this user is a member of
 # never a lost message: the whole batch is tried again, with backoff, this long.
 LOCKED_RETRY_WAIT = 30.0  # seconds
 LOCKED_BACKOFF = (0.02, 0.5)  # first and largest pause between tries
-CATCH_UP_EVERY = 0.2  # seconds a new message waits at most to be indexed and mark its sender
-INDEX_BATCH = 500  # messages indexed in one transaction
+CATCH_UP_EVERY = 0.5  # seconds a new message waits at most to be indexed and mark its sender
+INDEX_BATCH = 500  # messages waiting that start a catch-up at once
+INDEX_CHUNK = 100  # messages indexed in one transaction: the longest a post waits behind one
 
 
 class Post:
@@ -124,6 +126,7 @@ class GroupCommit:
         self._waiting = 0  # messages stored here since the last catch-up
         self._due = None  # when the next catch-up must run (monotonic); None: nothing waits
         self._marks = {}  # (room pk, sender pk) -> seq of their last message, not yet marked
+        self._behind = False  # a catch-up has more chunks to go
         self._catch_up_failures = logs.Throttle(log, "search indexing failed (retried)")
 
     def submit(self, post):
@@ -137,10 +140,11 @@ class GroupCommit:
 
     def _run(self):
         while True:
-            due = self._due
-            self._wake.wait(None if due is None else max(0.0, due - time.monotonic()))
-            gevent.sleep(0)  # posts from greenlets that are ready join this batch
-            self._wake.clear()
+            if not self._behind:
+                due = self._due
+                self._wake.wait(None if due is None else max(0.0, due - time.monotonic()))
+                gevent.sleep(0)  # posts from greenlets that are ready join this batch
+                self._wake.clear()
             while self._queue:
                 batch = self._queue[:self.max_batch]
                 del self._queue[:self.max_batch]
@@ -157,12 +161,13 @@ class GroupCommit:
                 self._due = time.monotonic() + CATCH_UP_EVERY
 
     def _catch_up_if_due(self):
-        if self._due is not None and (self._waiting >= INDEX_BATCH or
-                                      time.monotonic() >= self._due):
-            self._catch_up()
+        """A catch-up goes chunk by chunk, posts committed between its chunks."""
+        if self._behind or (self._due is not None and (self._waiting >= INDEX_BATCH or
+                                                       time.monotonic() >= self._due)):
+            self._behind = self._catch_up()
 
     def _catch_up(self):
-        """One catch-up transaction on the writer's thread; True if more messages wait."""
+        """One catch-up transaction (a chunk) on the writer's thread; True if more wait."""
         marks, self._marks = self._marks, {}
         self._waiting, self._due = 0, None
         taken = self._thread.apply(self._catch_up_in_thread, (marks,))
@@ -173,7 +178,7 @@ class GroupCommit:
             self._due = time.monotonic() + CATCH_UP_EVERY
             return False
         self._catch_up_failures.succeeded()
-        return taken == INDEX_BATCH
+        return taken == INDEX_CHUNK
 
     def catch_up_now(self):
         """Index every message stored so far and mark its sender (before a search or
@@ -191,7 +196,7 @@ class GroupCommit:
                 if marks:
                     db.cursor().executemany(self._sql.mark, [
                         (seq, room_pk, user_pk, seq) for (room_pk, user_pk), seq in marks.items()])
-                return search.engine(db).catch_up(db, INDEX_BATCH)
+                return search.engine(db).catch_up(db, INDEX_CHUNK)
         except (pw.DatabaseError, sqlite3.DatabaseError) as exc:
             return exc
 
