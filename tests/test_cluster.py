@@ -347,6 +347,9 @@ def test_redis_outage_under_traffic_loses_nothing(running, redis_server, outage)
         stop.set()
         thread.join(10)
     total = len(sent)
+    # The last sends may still be on their way to the database: wait for them
+    # (a lost one fails here, loudly), then compare.
+    wait_for(lambda: len(history(owner, room)) >= total, what="every message sent stored")
     stored = history(owner, room)
     assert sorted(m["message"] for m in stored) == sorted(sent)
     assert in_order_once(stored, stored[0]["id"], total)
