@@ -168,24 +168,23 @@ def build(service):
         request.environ["chatd.user"] = me.username  # for the log line
         return me
 
+    def credentials():
+        """(username, password, client address) of a register or login body."""
+        data = body()
+        # The name tried goes to the log line, so failed logins can be traced.
+        name = request.environ["chatd.user"] = validate.string(data, "username")
+        return name, validate.string(data, "password"), client_address(request.environ, trusted)
+
     @app.post("/api/register")
     @api
     def register():
-        data = body()
-        name = request.environ["chatd.user"] = validate.string(data, "username")
-        result = chat.register(name, validate.string(data, "password"),
-                               client_address(request.environ, trusted))
+        result = chat.register(*credentials())
         return json_response({"status": "success", "username": result["username"]}, 201)
 
     @app.post("/api/login")
     @api
     def login():
-        data = body()
-        # The name tried goes to the log line, so failed logins can be traced.
-        name = request.environ["chatd.user"] = validate.string(data, "username")
-        result = chat.login(name, validate.string(data, "password"),
-                            client_address(request.environ, trusted))
-        return dict(status="success", **result)
+        return dict(status="success", **chat.login(*credentials()))
 
     @app.post("/api/logout")
     @api
