@@ -39,7 +39,7 @@ def _senders_marked(chat):
     """On SQLite the writer moves senders' markers a moment after their messages:
     before a marker is read, every message stored so far has moved its sender's."""
     if chat.writer is not None:
-        chat.writer.catch_up_now()
+        chat.writer.catch_up_now(index=False)
 
 
 def annotate(chat, user, items):

@@ -29,7 +29,7 @@ import gevent.event
 import peewee as pw
 from gevent.threadpool import ThreadPool
 
-from . import models, search
+from . import models, search_sqlite
 from .messages import MessageRow, _mentions_json
 from .. import logs
 from ..errors import Unavailable
@@ -127,7 +127,8 @@ class GroupCommit:
         self._due = None  # when the next catch-up must run (monotonic); None: nothing waits
         self._marks = {}  # (room pk, sender pk) -> seq of their last message, not yet marked
         self._behind = False  # a catch-up has more chunks to go
-        self._catch_up_failures = logs.Throttle(log, "search indexing failed (retried)")
+        self._catch_up_failures = logs.Throttle(
+            log, "catch-up (search index, senders' markers) failed (retried)")
 
     def submit(self, post):
         """Store one post; returns (MessageRow, is_new) or NOT_ALLOWED."""
@@ -180,13 +181,18 @@ class GroupCommit:
         self._catch_up_failures.succeeded()
         return taken == INDEX_CHUNK
 
-    def catch_up_now(self):
-        """Index every message stored so far and mark its sender (before a search or
-        a read of markers)."""
+    def catch_up_now(self, index=True):
+        """Index every message stored so far and mark its sender, before a search.
+
+        index=False, before a read of markers: only if messages stored here
+        wait, so reading markers takes no write lock when nothing changed
+        (messages other processes wrote, an import, only the index needs).
+        """
         self._open()
-        if self._thread is not None:
-            while self._catch_up():
-                pass
+        if self._thread is None or (not index and self._due is None and not self._behind):
+            return
+        while self._catch_up():
+            pass
 
     def _catch_up_in_thread(self, marks):
         """How many messages were indexed, or the database's error as a value."""
@@ -196,7 +202,7 @@ class GroupCommit:
                 if marks:
                     db.cursor().executemany(self._sql.mark, [
                         (seq, room_pk, user_pk, seq) for (room_pk, user_pk), seq in marks.items()])
-                return search.engine(db).catch_up(db, INDEX_CHUNK)
+                return search_sqlite.catch_up(db, INDEX_CHUNK)
         except (pw.DatabaseError, sqlite3.DatabaseError) as exc:
             return exc
 

@@ -3,9 +3,9 @@
 Each engine module has ensure(database) (make the index's schema objects
 if missing, filling the index from the messages already stored: a database
 upgraded from 0.1.0 had none), rebuild(database) (chat-admin history
-reindex), catch_up(database, limit) (index what was stored since the last
-call; the message writer calls it) and search(user_pk, query, room_pk,
-before, limit).
+reindex) and search(user_pk, query, room_pk, before, limit). SQLite's
+also has catch_up, which the message writer calls (PostgreSQL indexes a
+message in its own statement).
 """
 import peewee as pw
 

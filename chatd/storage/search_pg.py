@@ -90,11 +90,6 @@ def tune(database):
     database.execute_sql("ALTER INDEX IF EXISTS message_search SET (%s)" % _STORAGE)
 
 
-def catch_up(database, limit):
-    """Nothing waits: the vector is a generated column, indexed in the message's transaction."""
-    return 0
-
-
 def rebuild(database):
     """Make the index afresh, without blocking writers (REINDEX CONCURRENTLY needs autocommit)."""
     with database.atomic():

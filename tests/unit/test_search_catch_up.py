@@ -94,5 +94,5 @@ def test_the_catch_up_moves_each_senders_marker_to_their_last_message(writer):
     user, room_pk = member_of_a_room()
     last = [post(writer, user, room_pk, "note %d" % i) for i in range(3)][-1]
     assert models.transaction(markers.marker)(user.id, room_pk) == 0
-    writer.catch_up_now()
+    writer.catch_up_now(index=False)  # what a read of markers asks for
     assert models.transaction(markers.marker)(user.id, room_pk) == last
