@@ -59,7 +59,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", action="append", required=True)
     parser.add_argument("--messages", type=int, default=1_000_000)
-    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--requests", type=int, default=1000)
     args = parser.parse_args()
     rows = []
     for url in args.database:

@@ -209,8 +209,7 @@ def build(service):
     @app.get("/api/rooms")
     @api
     def rooms():
-        me = user()
-        return chat.annotate_unread(me, chat.list_rooms(me))
+        return chat.rooms_with_unread(user())
 
     @app.post("/api/join-room")
     @api

@@ -89,7 +89,7 @@ class Chat:
     unreact = messages.unreact
     # read markers, unread counts, search
     mark_read = markers.mark_read
-    annotate_unread = markers.annotate
+    rooms_with_unread = markers.rooms_with_unread
     rebuild_search = staticmethod(search.rebuild)  # before `search` names the method here
     search = search.search
     # control events, housekeeping, health

@@ -4,7 +4,7 @@ from ..errors import BadRequest
 from ..keys import room_key
 from ..storage import markers
 from ..storage.models import transaction
-from .rooms import member_room
+from .rooms import member_room, visible_rooms
 
 
 def mark_read(chat, user, room_id, up_to):
@@ -42,15 +42,16 @@ def _senders_marked(chat):
         chat.writer.catch_up_now(index=False)
 
 
-def annotate(chat, user, items):
-    """Add lastSeq, readUpTo, unread and mentions to the GET /api/rooms items of
-    rooms the user is in (one query for all of them); returns the items."""
+def rooms_with_unread(chat, user):
+    """GET /api/rooms: the rooms the user may see, those it is in with lastSeq,
+    readUpTo, unread and mentions (one query for all of them), in one transaction."""
     _senders_marked(chat)
-    return _annotate(user, items)
+    return _rooms_with_unread(user)
 
 
 @transaction
-def _annotate(user, items):
+def _rooms_with_unread(user):
+    items = visible_rooms(user)
     counts = markers.counts(user.id)
     for item in items:
         found = counts.get(validate.room_id(item["roomId"]))

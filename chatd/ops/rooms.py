@@ -124,11 +124,14 @@ def _kind(value):
 
 
 
-@transaction
-def list_rooms(user=None, message_counts=False):
+def visible_rooms(user=None, message_counts=False):
     """The rooms `user` may see (public ones and its own), or every room for the
-    operator; message_counts (a count per room: for operators, not per request)."""
+    operator; message_counts (a count per room: for operators, not per request).
+    Inside the caller's transaction."""
     return _items(user, rooms.listing(message_counts, user), message_counts)
+
+
+list_rooms = transaction(visible_rooms)
 
 
 def _items(user, rows, message_counts=False):

@@ -6,8 +6,6 @@ joins and markers moving on other devices can never leave a stored counter
 wrong. One query answers every room of a user (see bench/unread_latency.py
 for what it costs).
 """
-import peewee as pw
-
 from .models import Membership, Room, execute
 
 # Per membership of the user: the room's last seq, the marker, the messages
@@ -27,15 +25,7 @@ _COUNTS = (
 
 
 def counts(user_pk):
-    """{room_pk: (last_seq, read_upto, unread, mentions)} for every room the user is in.
-
-    Run inside a transaction (PostgreSQL: SET LOCAL).
-    """
-    db = Room._meta.database
-    if isinstance(db.obj, pw.PostgresqlDatabase):
-        # The planner cannot know markers are near the end of their rooms and
-        # costs this above jit_above_cost: compiling it took ~100 ms, running it 5.
-        db.execute_sql("SET LOCAL jit = off")
+    """{room_pk: (last_seq, read_upto, unread, mentions)} for every room the user is in."""
     rows = execute(_COUNTS, (user_pk,)).fetchall()
     return {row[0]: tuple(row[1:]) for row in rows}
 

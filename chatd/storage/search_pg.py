@@ -107,9 +107,6 @@ def tsquery(query):
 def search(user_pk, query, room_pk, before, limit):
     """As search_sqlite.search."""
     rooms = _ONE_ROOM if room_pk is not None else _ALL_ROOMS
-    # A walk newest first is costed near jit_above_cost; compiling costs more
-    # than any search here runs (run inside a transaction: SET LOCAL).
-    models.proxy.obj.execute_sql("SET LOCAL jit = off")
     params = {"q": tsquery(query), "before": NO_CURSOR if before is None else before,
               "user": user_pk, "room": room_pk, "limit": limit}
     return models.proxy.obj.execute_sql(_SEARCH.format(rooms=rooms), params).fetchall()
