@@ -87,7 +87,7 @@ def test_room_delete_reaches_live_members_within_2s(database_url, client):
     assert room not in rooms(database_url)
 
 
-def test_commands_on_an_unknown_or_malformed_room_fail_with_exit_1(database_url):
+def test_commands_on_an_unknown_or_malformed_room_fail_with_exit_1(server, database_url):  # server: made the database
     failed(chat_admin(database_url, "room", "members", "room_999999"), "No room room_999999")
     failed(chat_admin(database_url, "room", "delete", "room_999999", "--yes"), "No room")
     failed(chat_admin(database_url, "room", "delete", "general", "--yes"), "room id like room_12")

@@ -136,7 +136,7 @@ def test_delete_user_keeps_their_messages_with_sender_shown_as_deleted(server, d
 
 
 @pytest.mark.slow
-def test_commands_on_an_unknown_user_fail_with_exit_1(database_url):
+def test_commands_on_an_unknown_user_fail_with_exit_1(server, database_url):  # server: made the database
     ghost = unique()
     for args in (["disable", ghost], ["enable", ghost], ["delete", ghost, "--yes"]):
         failed(chat_admin(database_url, "user", *args), "No user named '%s'" % ghost)

@@ -142,11 +142,18 @@ def test_since_replay_races_live_messages_without_gap_or_duplicate(client):
 
     def keep_sending():
         sender = alice.ws(join=room)
+        # The sender reads its echoes as it goes, as a client must: one whose
+        # reading stops is cut off as too slow (1013), and what it sends
+        # after that is never read (this test once lost "last" so, under load).
+        echoes = threading.Thread(target=sender.until, args=(lambda e: e.get("message") == "last",),
+                                  kwargs={"timeout": 60})
+        echoes.start()
         i = 0
         while not stop.is_set() and i < 2000:
             sender.say(room, "live %d" % i)
             i += 1
         sender.say(room, "last")
+        echoes.join()
         sender.close()
 
     thread = threading.Thread(target=keep_sending)
