@@ -8,10 +8,14 @@ then its sample count), ready for a flame graph or a grep.
 import os
 import signal
 import subprocess
+import sys
 
 from run_fanout import CHATD_PY
 
-PY_SPY = os.path.join(os.path.dirname(CHATD_PY), "py-spy")
+# bench/requirements.txt installs it beside the benchmark's Python; else chatd's venv.
+PY_SPY = next((path for path in (os.path.join(os.path.dirname(sys.executable), "py-spy"),
+                                 os.path.join(os.path.dirname(CHATD_PY), "py-spy"))
+               if os.path.exists(path)), "py-spy")
 
 
 def start(pid, out):

@@ -26,6 +26,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pyspy
 import swarm
 from run_fanout import CHATD_ENV, CHATD_PY, REPO, chatd_available
 from wsclient import create_room, login_user
@@ -108,6 +109,8 @@ def storm(mode, state, workers, args):
     t_down = swarm.now_us()
     proc = state["proc"] = start_chatd(state["port"], state["db"], state["log"], args.server_core, state["env"])
     t_up = swarm.now_us()
+    spy = pyspy.start(proc.pid, "%s.%s" % (args.profile, mode)) if args.profile else None
+    cpu_up = cpu_seconds(proc.pid)
     deadline = time.monotonic() + args.timeout
     while True:
         time.sleep(0.5)
@@ -116,6 +119,9 @@ def storm(mode, state, workers, args):
             break
         if time.monotonic() > deadline:
             break
+    cpu_storm = cpu_seconds(proc.pid) - cpu_up
+    if spy is not None:
+        pyspy.stop(spy)
     last_live = max((r["live_last_us"] or 0) for r in reps)
     logins = sorted(ms for r in reps for ms in r["login_ms"])
     return {
@@ -134,9 +140,17 @@ def storm(mode, state, workers, args):
         "connect_errors": swarm.total(reps, "connect_errors") - swarm.total(before, "connect_errors"),
         "refused": swarm.total(reps, "refused") - swarm.total(before, "refused"),
         "peak_rss_mib": status(proc.pid, "VmHWM") / 1024,
+        "cpu_s": cpu_storm,
         "logins": len(logins),
         "login_p50_ms": pct(logins, 0.5), "login_p99_ms": pct(logins, 0.99),
     }
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds the process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(sorted_ms, q):
@@ -153,14 +167,16 @@ def print_table(rows, args):
           f"{os.cpu_count()} cpus, {platform.python_version()}, chatd on core {args.server_core}")
     print(f"{'mode':<5} {'stop s':>6} {'start s':>7} {'live s':>7} {'after up':>8} {'all live':>8} "
           f"{'gaps':>5} {'dups':>5} {'replayed+live':>13} {'peak RSS MiB':>12} "
-          f"{'logins':>6} {'login p50/p99 ms':>17}")
+          f"{'logins':>6} {'login p50/p99 ms':>17} {'chatd CPU s':>11}")
     for r in rows:
         print(f"{r['mode']:<5} {r['stop_s']:>6.2f} {r['start_s']:>7.2f} {fmt(r['live_s'], '.2f'):>7} "
               f"{fmt(r['live_after_up_s'], '.2f'):>8} {'yes' if r['all_live'] else 'NO ' + str(r['not_live']):>8} "
               f"{r['gaps']:>5} {r['dups']:>5} {r['received']:>13} {r['peak_rss_mib']:>12.0f} "
-              f"{r['logins']:>6} {fmt(r['login_p50_ms'], '.0f') + '/' + fmt(r['login_p99_ms'], '.0f'):>17}")
+              f"{r['logins']:>6} {fmt(r['login_p50_ms'], '.0f') + '/' + fmt(r['login_p99_ms'], '.0f'):>17} "
+              f"{r['cpu_s']:>11.1f}")
     print("(live s: from the signal to the last client live again with every message; "
-          "gaps/dups: summed over clients, seqs checked one by one)")
+          "gaps/dups: summed over clients, seqs checked one by one; chatd CPU s: "
+          "what the new process used from its start until all were live)")
 
 
 def main():
@@ -176,6 +192,7 @@ def main():
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--server-core", type=int, default=0)
     ap.add_argument("--client-core", type=int, default=1)
+    ap.add_argument("--profile", help="py-spy raw profile of the restarted chatd, to PATH.MODE")
     ap.add_argument("--run-id", default=str(int(time.time()) % 1000000))
     args = ap.parse_args()
     if not chatd_available():

@@ -2,11 +2,13 @@
 import peewee as pw
 
 from ..keys import room_name_key
-from .models import Ban, Membership, Room, User, execute, now_ms, proxy
+from .models import Ban, Membership, Room, User, columns, execute, instance, now_ms, proxy
 
 
 def by_pk(room_pk):
-    return Room.get_or_none(Room.id == room_pk)
+    row = execute('SELECT %s FROM "room" r WHERE r."id" = ?' % columns(Room, "r"),
+                  (room_pk,)).fetchone()
+    return None if row is None else instance(Room, row)
 
 
 def by_name(name):
@@ -118,8 +120,9 @@ def is_member(user, room_pk):
 
 def role_of(user_pk, room_pk):
     """The user's role in the room, or None when not a member."""
-    return (Membership.select(Membership.role)
-            .where((Membership.user == user_pk) & (Membership.room == room_pk)).scalar())
+    row = execute('SELECT "role" FROM "membership" WHERE "user_id" = ? AND "room_id" = ?',
+                  (user_pk, room_pk)).fetchone()
+    return None if row is None else row[0]
 
 
 def set_role(user_pk, room_pk, role):

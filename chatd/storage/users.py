@@ -2,7 +2,7 @@
 import peewee as pw
 
 from ..keys import user_key
-from .models import Membership, Token, User, now_ms
+from .models import Membership, Token, User, columns, execute, instance, now_ms
 
 
 def by_name(username):
@@ -50,8 +50,15 @@ def add_token(user, hashed, created_at, expires_at):
 
 def token(hashed):
     """The token with that hash, its user joined, or None."""
-    return (Token.select(Token, User).join(User)
-            .where(Token.token_hash == hashed).first())
+    row = execute('SELECT %s, %s FROM "token" t JOIN "user" u ON u."id" = t."user_id" '
+                  'WHERE t."token_hash" = ?' % (columns(Token, "t"), columns(User, "u")),
+                  (hashed,)).fetchone()
+    if row is None:
+        return None
+    split = len(Token._meta.sorted_fields)
+    found = instance(Token, row[:split])
+    found.user = instance(User, row[split:])
+    return found
 
 
 def delete_token(hashed):
