@@ -1,4 +1,6 @@
 """Queries on users and their tokens."""
+import collections
+
 import peewee as pw
 
 from ..keys import user_key
@@ -48,17 +50,15 @@ def add_token(user, hashed, created_at, expires_at):
     Token.create(token_hash=hashed, user=user, created_at=created_at, expires_at=expires_at)
 
 
+TokenRow = collections.namedtuple("TokenRow", "id kind expires_at last_used_at user")
+
+
 def token(hashed):
-    """The token with that hash, its user joined, or None."""
-    row = execute('SELECT %s, %s FROM "token" t JOIN "user" u ON u."id" = t."user_id" '
-                  'WHERE t."token_hash" = ?' % (columns(Token, "t"), columns(User, "u")),
-                  (hashed,)).fetchone()
-    if row is None:
-        return None
-    split = len(Token._meta.sorted_fields)
-    found = instance(Token, row[:split])
-    found.user = instance(User, row[split:])
-    return found
+    """The token with that hash as a TokenRow (its User joined), or None."""
+    row = execute('SELECT t."id", t."kind", t."expires_at", t."last_used_at", %s '
+                  'FROM "token" t JOIN "user" u ON u."id" = t."user_id" '
+                  'WHERE t."token_hash" = ?' % columns(User, "u"), (hashed,)).fetchone()
+    return None if row is None else TokenRow(*row[:4], instance(User, row[4:]))
 
 
 def delete_token(hashed):
