@@ -103,9 +103,12 @@ def storm(mode, state, workers, args):
             pipe.send({"relogin": n})
             pipe.recv()
     before = swarm.ask(workers)
+    stopping = pyspy.start(proc.pid, "%s.%s.stop" % (args.profile, mode)) if args.profile else None
     t_signal = swarm.now_us()
     proc.send_signal(signal.SIGTERM if mode == "term" else signal.SIGKILL)
     proc.wait(60)
+    if stopping is not None:
+        stopping.wait(30)  # py-spy ends with the process it watched
     t_down = swarm.now_us()
     proc = state["proc"] = start_chatd(state["port"], state["db"], state["log"], args.server_core, state["env"])
     t_up = swarm.now_us()
@@ -192,7 +195,8 @@ def main():
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--server-core", type=int, default=0)
     ap.add_argument("--client-core", type=int, default=1)
-    ap.add_argument("--profile", help="py-spy raw profile of the restarted chatd, to PATH.MODE")
+    ap.add_argument("--profile", help="py-spy raw profiles: the stopping chatd to PATH.MODE.stop, "
+                    "the restarted one to PATH.MODE")
     ap.add_argument("--run-id", default=str(int(time.time()) % 1000000))
     args = ap.parse_args()
     if not chatd_available():
