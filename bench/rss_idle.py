@@ -128,6 +128,9 @@ def main():
                 print(f"{target}: skipped (chatd is not importable)")
                 continue
             argv, env, mode = cmd
+            # every connection comes from 127.0.0.1: no per-address cap (256)
+            env = {**env, "CHATD_SERVER_MAX_CONNECTIONS": str(args.n + 1000),
+                   "CHATD_SERVER_MAX_CONNECTIONS_PER_ADDRESS": "0"}
             proc, (host, port) = start_server(argv, env, os.path.join(tmpdir, f"{target}.log"), 0)
             try:
                 before, after = measure(f"ws://{host}:{port}", mode, proc.pid, args)
