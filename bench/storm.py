@@ -12,7 +12,12 @@ client live, gaps and duplicates counted per client (seqs must be
 consecutive), chatd's peak resident memory (VmHWM of the new process), and
 with --relogin K, K clients log in again (argon2) before reconnecting.
 
+With --target gevent or websockets the same storm runs against a reference
+peer (bench/peers: no accounts, so no --relogin; they replay a room's
+messages after `since` like chatd).
+
     bench/.venv/bin/python bench/storm.py --clients 2000 --rooms 20          # small
+    bench/.venv/bin/python bench/storm.py --clients 2000 --rooms 20 --target websockets
     bench/.venv/bin/python bench/storm.py --clients 20000 --rooms 200 --relogin 2000
 """
 import argparse
@@ -28,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pyspy
 import swarm
-from run_fanout import CHATD_ENV, CHATD_PY, REPO, chatd_available
+from run_fanout import BENCH, CHATD_ENV, CHATD_PY, REPO, chatd_available, python_for_bench
 from wsclient import create_room, login_user
 
 PASSWORD = "bench-password-1"
@@ -40,10 +45,15 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_chatd(port, db, log_path, core, env):
+def start_chatd(port, db, log_path, core, env, target="chatd"):
+    """chatd (or a reference peer) on `port` and database `db`, pinned to `core`."""
     log = open(log_path, "a")
-    proc = subprocess.Popen(["taskset", "-c", str(core), CHATD_PY, "-m", "chatd", "--port", str(port),
-                             "--database", "sqlite:///" + db],
+    if target == "chatd":
+        argv = [CHATD_PY, "-m", "chatd", "--port", str(port), "--database", "sqlite:///" + db]
+    else:
+        argv = [python_for_bench(), os.path.join(BENCH, "peers", f"{target}_peer.py"),
+                "--port", str(port), "--database", db]
+    proc = subprocess.Popen(["taskset", "-c", str(core)] + argv,
                             stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                             env={**os.environ, **CHATD_ENV, **env})
     deadline = time.monotonic() + 60
@@ -69,6 +79,8 @@ def status(pid, key):
 def setup(base, args):
     users = max(1, args.clients // args.per_user)
     names = [f"st{args.run_id}_{k}" for k in range(users)]
+    if getattr(args, "target", "chatd") != "chatd":  # the peers have no accounts
+        return names, ["-"] * users, [f"storm-{args.run_id}-{r}" for r in range(args.rooms)]
     with ThreadPoolExecutor(4) as pool:
         tokens = list(pool.map(lambda n: login_user(base, n, PASSWORD), names))
     rooms = [create_room(base, tokens[r % users], f"storm {args.run_id} {r}") for r in range(args.rooms)]
@@ -110,7 +122,8 @@ def storm(mode, state, workers, args):
     if stopping is not None:
         stopping.wait(30)  # py-spy ends with the process it watched
     t_down = swarm.now_us()
-    proc = state["proc"] = start_chatd(state["port"], state["db"], state["log"], args.server_core, state["env"])
+    proc = state["proc"] = start_chatd(state["port"], state["db"], state["log"], args.server_core,
+                                       state["env"], args.target)
     t_up = swarm.now_us()
     spy = pyspy.start(proc.pid, "%s.%s" % (args.profile, mode)) if args.profile else None
     cpu_up = cpu_seconds(proc.pid)
@@ -165,20 +178,20 @@ def fmt(v, spec=".1f"):
 
 
 def print_table(rows, args):
-    print(f"\nreconnect storm: {args.clients} clients, {args.rooms} rooms, "
+    print(f"\nreconnect storm on {args.target}: {args.clients} clients, {args.rooms} rooms, "
           f"{args.rate:g} msg/s per room, relogin {args.relogin}; "
-          f"{os.cpu_count()} cpus, {platform.python_version()}, chatd on core {args.server_core}")
+          f"{os.cpu_count()} cpus, {platform.python_version()}, server on core {args.server_core}")
     print(f"{'mode':<5} {'stop s':>6} {'start s':>7} {'live s':>7} {'after up':>8} {'all live':>8} "
           f"{'gaps':>5} {'dups':>5} {'replayed+live':>13} {'peak RSS MiB':>12} "
-          f"{'logins':>6} {'login p50/p99 ms':>17} {'chatd CPU s':>11}")
+          f"{'logins':>6} {'login p50/p99 ms':>17} {'server CPU s':>12}")
     for r in rows:
         print(f"{r['mode']:<5} {r['stop_s']:>6.2f} {r['start_s']:>7.2f} {fmt(r['live_s'], '.2f'):>7} "
               f"{fmt(r['live_after_up_s'], '.2f'):>8} {'yes' if r['all_live'] else 'NO ' + str(r['not_live']):>8} "
               f"{r['gaps']:>5} {r['dups']:>5} {r['received']:>13} {r['peak_rss_mib']:>12.0f} "
               f"{r['logins']:>6} {fmt(r['login_p50_ms'], '.0f') + '/' + fmt(r['login_p99_ms'], '.0f'):>17} "
-              f"{r['cpu_s']:>11.1f}")
+              f"{r['cpu_s']:>12.1f}")
     print("(live s: from the signal to the last client live again with every message; "
-          "gaps/dups: summed over clients, seqs checked one by one; chatd CPU s: "
+          "gaps/dups: summed over clients, seqs checked one by one; server CPU s: "
           "what the new process used from its start until all were live)")
 
 
@@ -195,13 +208,17 @@ def main():
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--server-core", type=int, default=0)
     ap.add_argument("--client-core", type=int, default=1)
+    ap.add_argument("--target", default="chatd", choices=("chatd", "gevent", "websockets"),
+                    help="the server: chatd or a reference peer (bench/peers, resuming with since)")
     ap.add_argument("--profile", help="py-spy raw profiles: the stopping chatd to PATH.MODE.stop, "
                     "the restarted one to PATH.MODE")
     ap.add_argument("--run-id", default=str(int(time.time()) % 1000000))
     args = ap.parse_args()
-    if not chatd_available():
+    if args.target == "chatd" and not chatd_available():
         print(f"chatd is not importable from {CHATD_PY}: skipped")
         return 1
+    if args.target != "chatd" and args.relogin:
+        ap.error("the peers have no logins: --relogin is for chatd")
     swarm.raise_nofile(args.clients * 2)
     env = {"CHATD_SERVER_MAX_CONNECTIONS": str(args.clients + 10000),
            "CHATD_LOG_LEVEL": "warning",
@@ -210,7 +227,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bench-storm-") as tmp:
         state = {"port": free_port(), "db": os.path.join(tmp, "storm.db"),
                  "log": os.path.join(tmp, "chatd.log"), "env": env}
-        state["proc"] = start_chatd(state["port"], state["db"], state["log"], args.server_core, env)
+        state["proc"] = start_chatd(state["port"], state["db"], state["log"], args.server_core, env,
+                                    args.target)
         workers = []
         try:
             names, tokens, rooms = setup(f"http://127.0.0.1:{state['port']}", args)

@@ -4,7 +4,8 @@ Written the way the libraries' docs suggest, as a reference for chatd:
 no auth, no limits, no TCP_NODELAY, one ws.send() per recipient. Each message
 is stored in SQLite (WAL) before it is broadcast to its room, the sender
 included. It speaks the subset of chatd's protocol that bench/loadgen.py uses:
-join -> joined, send-message -> new-message.
+join -> joined (with `since`: then the room's messages after it),
+send-message -> new-message.
 
     python bench/peers/gevent_peer.py --port 0
 """
@@ -20,10 +21,11 @@ import bottle  # noqa: E402
 from gevent.pywsgi import WSGIServer  # noqa: E402
 from geventwebsocket.handler import WebSocketHandler  # noqa: E402
 
-from store import announce, open_db, store_message  # noqa: E402
+from store import announce, messages_since, open_db, store_message  # noqa: E402
 
 app = bottle.Bottle()
 rooms = {}          # roomId -> set of WebSocket joined to it
+replaying = {}      # WebSocket -> live messages held while it is sent its backlog
 user_ids = itertools.count(1)
 db = None           # set in main()
 
@@ -52,10 +54,24 @@ def handle(ws, user, joined, msg):
     action = msg.get("action")
     room_id = msg.get("roomId")
     if action == "join":
+        since = msg.get("since")
+        backlog = messages_since(db, room_id, since) if isinstance(since, int) else []
+        # Live messages for this socket wait while it is sent its backlog
+        # (a send may yield, and another greenlet's send to it would fail).
+        replaying[ws] = []
         rooms.setdefault(room_id, set()).add(ws)
         joined.add(room_id)
-        ws.send(json.dumps({"action": "joined", "roomId": room_id,
-                            "message": "Welcome", "members": []}))
+        try:
+            ws.send(json.dumps({"action": "joined", "roomId": room_id,
+                                "message": "Welcome", "members": []}))
+            for event in backlog:
+                ws.send(json.dumps(event))
+            while replaying[ws]:
+                waiting, replaying[ws] = replaying[ws], []
+                for text in waiting:
+                    ws.send(text)
+        finally:
+            del replaying[ws]
     elif action == "send-message" and room_id in joined:
         event = store_message(db, room_id, user, msg.get("message", ""), msg.get("clientMsgId"))
         broadcast(room_id, json.dumps(event))
@@ -63,6 +79,9 @@ def handle(ws, user, joined, msg):
 
 def broadcast(room_id, text):
     for peer in list(rooms.get(room_id, ())):
+        if peer in replaying:
+            replaying[peer].append(text)
+            continue
         try:
             peer.send(text)
         except Exception:

@@ -1,6 +1,7 @@
 """Reference peer on Python's `websockets` (asyncio) library + SQLite.
 
-Same protocol subset and storage as gevent_peer.py: no auth, no limits, each
+Same protocol subset and storage as gevent_peer.py (join with `since` replays
+the room's messages after it): no auth, no limits, each
 message stored in SQLite (WAL) before it is broadcast to its room, the sender
 included. Fan-out uses the library's own broadcast(), which its docs give for
 this job (it writes to each connection without awaiting a slow one). sqlite3
@@ -15,7 +16,7 @@ import json
 
 from websockets.asyncio.server import broadcast, serve
 
-from store import announce, open_db, store_message
+from store import announce, messages_since, open_db, store_message
 
 rooms = {}          # roomId -> set of ServerConnection joined to it
 user_ids = itertools.count(1)
@@ -42,10 +43,16 @@ async def handle(ws, user, joined, msg):
     action = msg.get("action")
     room_id = msg.get("roomId")
     if action == "join":
+        since = msg.get("since")
+        backlog = messages_since(db, room_id, since) if isinstance(since, int) else []
         rooms.setdefault(room_id, set()).add(ws)
         joined.add(room_id)
-        await ws.send(json.dumps({"action": "joined", "roomId": room_id,
-                                  "message": "Welcome", "members": []}))
+        # broadcast() writes at once, without awaiting: the joined event and the
+        # backlog leave before any live message can come between them.
+        broadcast({ws}, json.dumps({"action": "joined", "roomId": room_id,
+                                    "message": "Welcome", "members": []}))
+        for event in backlog:
+            broadcast({ws}, json.dumps(event))
     elif action == "send-message" and room_id in joined:
         event = store_message(db, room_id, user, msg.get("message", ""), msg.get("clientMsgId"))
         broadcast(rooms[room_id], json.dumps(event))
