@@ -139,22 +139,32 @@ def test_since_replay_races_live_messages_without_gap_or_duplicate(client):
         a.say(room, "before %d" % i)
     a.expect("new-message", timeout=30, message="before 299")
     stop = threading.Event()
+    failures = []  # what went wrong on the sender's threads, asserted below
+
+    def read_echoes(sender):
+        try:
+            sender.until(lambda e: e.get("message") == "last", timeout=60)
+        except Exception as exc:
+            failures.append(exc)
 
     def keep_sending():
         sender = alice.ws(join=room)
         # The sender reads its echoes as it goes, as a client must: one whose
         # reading stops is cut off as too slow (1013), and what it sends
         # after that is never read (this test once lost "last" so, under load).
-        echoes = threading.Thread(target=sender.until, args=(lambda e: e.get("message") == "last",),
-                                  kwargs={"timeout": 60})
+        echoes = threading.Thread(target=read_echoes, args=(sender,))
         echoes.start()
-        i = 0
-        while not stop.is_set() and i < 2000:
-            sender.say(room, "live %d" % i)
-            i += 1
-        sender.say(room, "last")
-        echoes.join()
-        sender.close()
+        try:
+            i = 0
+            while not stop.is_set() and i < 2000:
+                sender.say(room, "live %d" % i)
+                i += 1
+            sender.say(room, "last")
+        except Exception as exc:
+            failures.append(exc)
+        finally:
+            echoes.join()
+            sender.close()
 
     thread = threading.Thread(target=keep_sending)
     thread.start()
@@ -162,6 +172,7 @@ def test_since_replay_races_live_messages_without_gap_or_duplicate(client):
     b.join(room, since=0)
     stop.set()
     thread.join()
+    assert not failures, failures
     events = [e for e in b.until(lambda e: e.get("message") == "last", timeout=60)
               if "seq" in e]  # every sequenced event (section 7): member-added is seq 1
     seqs = [e["seq"] for e in events]

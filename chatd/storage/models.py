@@ -232,9 +232,12 @@ def columns(model, alias):
 
 
 def instance(model, values):
-    """A model instance from a row's values of columns(model), as peewee's own reader makes it."""
-    return model(__no_default__=1, **{field.name: field.python_value(value) for field, value
-                                      in zip(model._meta.sorted_fields, values)})
+    """A model instance from a row's values of columns(model), as peewee's own reader makes it
+    (nothing marked changed: a connection keeps its User for its whole life)."""
+    found = model(__no_default__=1, **{field.name: field.python_value(value) for field, value
+                                       in zip(model._meta.sorted_fields, values)})
+    found._dirty.clear()
+    return found
 
 
 def describe(url):
