@@ -92,15 +92,7 @@ def main():
                   f"{(rss1 - rss0) / max(1, joined):>8.1f} {peak_rss / 1024:>8.0f} {cpu * 100:>7.1f}% "
                   f"{swarm.total(reps, 'drops'):>7} {swarm.total(reps, 'rss_kib') / 1024:>14.0f}")
         finally:
-            if workers:
-                try:
-                    swarm.ask(workers, {"stop": True}, timeout=10)
-                except (TimeoutError, OSError, EOFError):
-                    pass
-                for wproc, _pipe in workers:
-                    wproc.join(5)
-                    if wproc.is_alive():
-                        wproc.kill()
+            swarm.stop_workers(workers)
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
     return 0

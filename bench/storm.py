@@ -248,15 +248,7 @@ def main():
                 print(rows[-1], file=sys.stderr, flush=True)
             print_table(rows, args)
         finally:
-            if workers:
-                try:
-                    swarm.ask(workers, {"stop": True}, timeout=10)
-                except (TimeoutError, OSError, EOFError):
-                    pass
-                for wproc, _pipe in workers:
-                    wproc.join(5)
-                    if wproc.is_alive():
-                        wproc.kill()
+            swarm.stop_workers(workers)
             state["proc"].send_signal(signal.SIGTERM)
             try:
                 state["proc"].wait(20)

@@ -302,6 +302,20 @@ def start_workers(cfgs):
     return workers
 
 
+def stop_workers(workers):
+    """Ask every worker to stop; kill those that do not within a few seconds."""
+    if not workers:
+        return
+    try:
+        ask(workers, {"stop": True}, timeout=10)
+    except (TimeoutError, OSError, EOFError):
+        pass
+    for wproc, _pipe in workers:
+        wproc.join(5)
+        if wproc.is_alive():
+            wproc.kill()
+
+
 def ask(workers, cmd=None, timeout=60):
     """Send cmd (default: report) to every worker; their answers."""
     for _proc, pipe in workers:
