@@ -439,8 +439,7 @@ def visible_room(user, room_id):
     """(room, the user's role or None), or NotFound: an unknown room and one the user
     may not see (private or direct, not theirs) answer alike, after the same queries."""
     room_pk = validate.room_ref(room_id)
-    room = rooms.by_pk(room_pk)
-    role = rooms.role_of(user.id, room_pk)
+    room, role = rooms.with_role(room_pk, user.id)
     if room is None or not policy.visible(room.kind, role):
         raise NotFound("No room %s." % room_id)
     return room, role

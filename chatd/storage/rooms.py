@@ -11,6 +11,14 @@ def by_pk(room_pk):
     return None if row is None else instance(Room, row)
 
 
+def with_role(room_pk, user_pk):
+    """(the room or None, the user's role in it or None), in one query."""
+    row = execute('SELECT %s, m."role" FROM "room" r LEFT JOIN "membership" m '
+                  'ON m."room_id" = r."id" AND m."user_id" = ? WHERE r."id" = ?'
+                  % columns(Room, "r"), (user_pk, room_pk)).fetchone()
+    return (None, None) if row is None else (instance(Room, row[:-1]), row[-1])
+
+
 def by_name(name):
     """The room whose name matches ignoring case, or None."""
     return Room.get_or_none(Room.name_key == room_name_key(name))
