@@ -46,6 +46,7 @@ _TABLE = ("CREATE VIRTUAL TABLE message_fts USING fts5(text, room, content='', "
 _STATE = ("CREATE TABLE message_fts_state (id INTEGER PRIMARY KEY CHECK (id = 1), "
           "indexed_upto INTEGER NOT NULL)")
 _UPTO = "(SELECT indexed_upto FROM message_fts_state)"
+_NEWEST = "(SELECT coalesce(max(id), 0) FROM message)"
 _INDEX = "INSERT INTO message_fts(rowid, text, room) SELECT {m}.id, {m}.text, 'r' || {m}.room_id"
 _UNINDEX = ("INSERT INTO message_fts(message_fts, rowid, text, room) "
             "SELECT 'delete', {m}.id, {m}.text, 'r' || {m}.room_id")
@@ -55,8 +56,8 @@ _TRIGGERS = (
     + _UNINDEX.format(m="old") + _INDEXED.format(m="old") + "; "
     # SQLite gives a new row the largest id + 1: once the largest is gone, the
     # next message takes its id again, and must not fall under the watermark.
-    "UPDATE message_fts_state SET indexed_upto = (SELECT coalesce(max(id), 0) FROM message) "
-    "WHERE indexed_upto > (SELECT coalesce(max(id), 0) FROM message); END",
+    "UPDATE message_fts_state SET indexed_upto = " + _NEWEST
+    + " WHERE indexed_upto > " + _NEWEST + "; END",
     "CREATE TRIGGER message_fts_update AFTER UPDATE OF text, deleted ON message BEGIN "
     + _UNINDEX.format(m="old") + _INDEXED.format(m="old") + "; "
     + _INDEX.format(m="new") + _INDEXED.format(m="new") + "; END",
@@ -88,8 +89,8 @@ def ensure(database):
         database.execute_sql(_FILL)
     if not _exists(database, "message_fts_state"):
         database.execute_sql(_STATE)
-        database.execute_sql("INSERT INTO message_fts_state (id, indexed_upto) "
-                             "SELECT 1, coalesce(max(id), 0) FROM message")
+        database.execute_sql("INSERT INTO message_fts_state (id, indexed_upto) VALUES (1, %s)"
+                             % _NEWEST)
     for name in _OLD_TRIGGERS:
         database.execute_sql("DROP TRIGGER IF EXISTS %s" % name)
     for sql in _TRIGGERS:
@@ -121,8 +122,7 @@ def rebuild(database):
         ensure(database)
         database.execute_sql("INSERT INTO message_fts(message_fts) VALUES ('delete-all')")
         database.execute_sql(_FILL)
-        database.execute_sql("UPDATE message_fts_state SET indexed_upto = "
-                             "(SELECT coalesce(max(id), 0) FROM message)")
+        database.execute_sql("UPDATE message_fts_state SET indexed_upto = " + _NEWEST)
         database.execute_sql("INSERT INTO message_fts(message_fts) VALUES ('optimize')")
 
 
