@@ -191,9 +191,20 @@ class Connection:
         self._shutdown(socket.SHUT_RDWR)
 
     def wait_drained(self):
-        """Block this greenlet until the socket took everything queued."""
-        while (self._out or self._writer is not None) and not self.closing:
-            gevent.sleep(0.005)
+        """Block this greenlet until the socket took everything queued.
+
+        It waits on the writer greenlet, not by polling: thousands of
+        connections replaying history to slow readers after a restart, each
+        waking every few milliseconds to look, took more of the core than
+        the replays themselves (bench/storm.py --profile).
+        """
+        while not self.closing:
+            if self._writer is not None:
+                self._writer.join()
+            elif self._out:
+                self._flush_now()  # what waits for the Flusher leaves now (or gets a writer)
+            else:
+                return
 
     def _cut_off(self):
         # The peer does not read. Replace what waits with a 1013 close frame so
