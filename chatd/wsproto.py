@@ -18,8 +18,9 @@ import gevent.event
 from gevent.pool import Pool
 from gevent.pywsgi import MAX_REQUEST_LINE, WSGIServer
 from geventwebsocket.handler import WebSocketHandler
+from geventwebsocket.websocket import WebSocket
 
-from . import errors, logsafe
+from . import errors, httpheaders, logsafe
 from .wsconn import Connection, Flusher
 
 log = logging.getLogger("chatd.wsproto")
@@ -85,6 +86,9 @@ class Handler(WebSocketHandler):
 
     Its server is a ChatServer: ws_gate, header_timeout and peer_limit there.
     """
+
+    def MessageClass(self, fp, *args):
+        return httpheaders.parse(fp)
 
     def handle(self):
         # pywsgi writes a response's headers and body in two sends: with
@@ -231,6 +235,14 @@ class ChatServer(WSGIServer):
     """
 
     handler_class = Handler
+    # gevent accepts at most 100 connections per turn of its loop, and every
+    # connection it accepts runs its handshake before the next turn: accepting
+    # went no faster than handshakes, so after a restart the listen queue
+    # overflowed and the kernel dropped clients' connection attempts, which
+    # they retry only 1 s, 3 s, 7 s later (bench/storm.py, 19,000 clients:
+    # ~20,000 listen drops per storm). Taking more per turn moves the queue
+    # into the process, where handshakes wait their turn instead.
+    max_accept = 1000
 
     def __init__(self, listener, app, ws_app, ws_gate, peer_limit, header_timeout,
                  max_connections, backlog):
@@ -275,6 +287,20 @@ class _NoInput:
 _NO_INPUT = _NoInput()
 
 
+class _RetiredWebSocket(WebSocket):
+    """The library's WebSocket once our Connection owns the socket.
+
+    Its __del__ would close it: send a close frame of its own (without a
+    code) on a socket it no longer owns, and on the way build a throwaway
+    class twice to find an app to tell. That was 5% of chatd's CPU in a
+    reconnect storm (bench/storm.py --profile). Retired, it is left alone.
+    """
+    __slots__ = ()  # the library's layout, so an instance can be switched to this class
+
+    def __del__(self):
+        pass
+
+
 def take_over(handler, max_bytes, max_fragments, max_queue, write_timeout, send_buffer=0):
     """Turn the library's upgraded socket into our Connection.
 
@@ -299,9 +325,7 @@ def take_over(handler, max_bytes, max_fragments, max_queue, write_timeout, send_
         sock.settimeout(None)
     if pending:
         handler.rfile.read(len(pending))
-    lib_ws = handler.websocket
-    lib_ws.closed = True  # stops the library's own close frame at the end
-    lib_ws.stream = lib_ws.raw_read = lib_ws.raw_write = None
+    handler.websocket.__class__ = _RetiredWebSocket
     handler.rfile = None
     handler.wsgi_input = _NO_INPUT  # pywsgi discards leftover input after the route
     # The request's environ, its parsed headers and the 101's headers (3-4
