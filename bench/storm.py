@@ -23,12 +23,14 @@ messages after `since` like chatd).
 import argparse
 import os
 import platform
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pyspy
@@ -115,6 +117,7 @@ def storm(mode, state, workers, args):
             pipe.send({"relogin": n})
             pipe.recv()
     before = swarm.ask(workers)
+    drops_before = listen_drops()
     stopping = pyspy.start(proc.pid, "%s.%s.stop" % (args.profile, mode)) if args.profile else None
     t_signal = swarm.now_us()
     proc.send_signal(signal.SIGTERM if mode == "term" else signal.SIGKILL)
@@ -155,11 +158,35 @@ def storm(mode, state, workers, args):
         "received": swarm.total(reps, "received") - swarm.total(before, "received"),
         "connect_errors": swarm.total(reps, "connect_errors") - swarm.total(before, "connect_errors"),
         "refused": swarm.total(reps, "refused") - swarm.total(before, "refused"),
+        "joins": swarm.total(reps, "joins") - swarm.total(before, "joins"),
         "peak_rss_mib": status(proc.pid, "VmHWM") / 1024,
+        "listen_drops": listen_drops() - drops_before,
+        "server_closes": server_closes(state["port"]),
         "cpu_s": cpu_storm,
         "logins": len(logins),
         "login_p50_ms": pct(logins, 0.5), "login_p99_ms": pct(logins, 0.99),
     }
+
+
+def server_closes(port):
+    """WebSockets the new process closed to refuse their peer, by reason, from its
+    /metrics (too_slow: cut off with 1013 for not reading; policy: 1008)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    return {m.group(1): int(float(m.group(2))) for m in
+            re.finditer(r'^chatd_rejected_frames_total\{reason="(\w+)"\} (\S+)$', text, re.M)
+            if float(m.group(2))}
+
+
+def listen_drops():
+    """The kernel's count of connection attempts dropped at a full listen queue
+    (TcpExt ListenDrops, machine-wide: this run is the only load on loopback)."""
+    with open("/proc/net/netstat") as f:
+        lines = [line.split() for line in f if line.startswith("TcpExt:")]
+    return int(dict(zip(lines[0], lines[1]))["ListenDrops"])
 
 
 def cpu_seconds(pid):
@@ -183,16 +210,17 @@ def print_table(rows, args):
           f"{os.cpu_count()} cpus, {platform.python_version()}, server on core {args.server_core}")
     print(f"{'mode':<5} {'stop s':>6} {'start s':>7} {'live s':>7} {'after up':>8} {'all live':>8} "
           f"{'gaps':>5} {'dups':>5} {'replayed+live':>13} {'peak RSS MiB':>12} "
-          f"{'logins':>6} {'login p50/p99 ms':>17} {'server CPU s':>12}")
+          f"{'logins':>6} {'login p50/p99 ms':>17} {'server CPU s':>12} {'listen drops':>12}")
     for r in rows:
         print(f"{r['mode']:<5} {r['stop_s']:>6.2f} {r['start_s']:>7.2f} {fmt(r['live_s'], '.2f'):>7} "
               f"{fmt(r['live_after_up_s'], '.2f'):>8} {'yes' if r['all_live'] else 'NO ' + str(r['not_live']):>8} "
               f"{r['gaps']:>5} {r['dups']:>5} {r['received']:>13} {r['peak_rss_mib']:>12.0f} "
               f"{r['logins']:>6} {fmt(r['login_p50_ms'], '.0f') + '/' + fmt(r['login_p99_ms'], '.0f'):>17} "
-              f"{r['cpu_s']:>12.1f}")
+              f"{r['cpu_s']:>12.1f} {r['listen_drops']:>12}")
     print("(live s: from the signal to the last client live again with every message; "
           "gaps/dups: summed over clients, seqs checked one by one; server CPU s: "
-          "what the new process used from its start until all were live)")
+          "what the new process used from its start until all were live; listen drops: connection "
+          "attempts the kernel dropped at a full listen queue, retried by the client 1, 3, 7 s later)")
 
 
 def main():

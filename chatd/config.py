@@ -52,9 +52,9 @@ SETTINGS = [
      "peers (IPs or CIDR networks) whose X-Forwarded-For is believed"),
     ("server", "max_connections", "10000", int,
      "concurrent connections (HTTP and WebSocket) served at once"),
-    ("server", "listen_backlog", "4096", int,
+    ("server", "listen_backlog", "65535", int,
      "connections the kernel queues before chatd accepts them (capped by "
-     "net.core.somaxconn): room for a reconnect storm"),
+     "net.core.somaxconn, 4096 by default): room for a reconnect storm"),
     ("server", "max_connections_per_address", "256", int,
      "concurrent connections from one socket peer address; peers in trusted_proxies "
      "are not capped (0: no cap)"),
