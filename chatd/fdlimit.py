@@ -13,16 +13,23 @@ when fewer than HEADROOM descriptors would be left (and, should the limit
 be hit anyway, on a spare descriptor kept to accept the client with), a
 client gets an HTTP 503 JSON answer and the socket is closed, and the
 refusal is counted in `chatd_connections_refused{reason}`.
+
+Before accept() the kernel queues connections, and drops attempts past a
+full queue (clients retry them 1 s, 3 s, 7 s later). chatd cannot answer a
+client it has not accepted; it shows the queue instead, when scraped:
+`chatd_listen_queue` (waiting now) and `chatd_listen_queue_size` (what the
+kernel granted of `[server] listen_backlog`).
 """
 import errno
 import logging
 import os
 import resource
 import socket
+import struct
 import time
 
 from gevent import monkey
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 # gevent's os.close and socket.close defer the close to the next loop turn;
 # the spare descriptor must be free before the accept() that follows it.
@@ -85,12 +92,21 @@ class AcceptGuard:
                                 "Connections answered 503 and closed at accept, by reason "
                                 "(at_capacity: [server] max_connections; no_fds: out of "
                                 "file descriptors).", ["reason"], registry=registry)
+        Gauge("chatd_listen_queue", "Connections the kernel holds ready that chatd has not "
+              "accepted yet.", registry=registry).set_function(lambda: self._queue()[0])
+        Gauge("chatd_listen_queue_size", "The listen queue's size as the kernel granted it: "
+              "[server] listen_backlog, capped by net.core.somaxconn.",
+              registry=registry).set_function(lambda: self._queue()[1])
         self._warned = {}
         self._reserve = _open_reserve()
         self._accept = server.do_read
         server.do_read = self.do_read
         # The server never stops accepting because its pool is full: it refuses.
         server.full = _never_full
+
+    def _queue(self):
+        sock = getattr(self.server, "socket", None)
+        return listen_queue(sock) if sock is not None else (0, 0)
 
     def do_read(self):
         try:
@@ -176,3 +192,14 @@ def refuse(sock):
         pass
     finally:
         sock.close()
+
+
+def listen_queue(sock):
+    """(connections waiting, queue size) of a listening TCP socket; (0, 0) where
+    unknown. Linux's tcp_info carries both for a listener, in the fields that
+    hold unacked and sacked segments for a connection."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 32)
+    except (OSError, AttributeError):
+        return 0, 0
+    return struct.unpack_from("=II", info, 24) if len(info) >= 32 else (0, 0)

@@ -162,7 +162,7 @@ def test_client_past_max_connections_gets_503_while_others_chat(tmp_path):
 def test_the_listen_queue_holds_a_reconnect_storm(tmp_path, backlog):
     """The listening socket's queue is [server] listen_backlog (65535 by default,
     as much as the kernel's somaxconn allows), not gevent's 128: what `ss -ltn`
-    shows as its Send-Q."""
+    shows as its Send-Q, and what /metrics reports as chatd_listen_queue_size."""
     env = {"CHATD_SERVER_LISTEN_BACKLOG": backlog} if backlog else {}
     chatd = Chatd("sqlite:///%s" % (tmp_path / "chat.db"), env=env).start()
     try:
@@ -170,5 +170,8 @@ def test_the_listen_queue_holds_a_reconnect_storm(tmp_path, backlog):
                                text=True, check=True).stdout.split()
         somaxconn = int(open("/proc/sys/net/core/somaxconn").read())
         assert int(shown[2]) == min(int(backlog or 65535), somaxconn), shown
+        metrics = Client(chatd, register=False).get("/metrics").text
+        assert "chatd_listen_queue_size %s.0" % shown[2] in metrics
+        assert "chatd_listen_queue 0.0" in metrics  # nothing waits: chatd accepts at once
     finally:
         chatd.stop()
