@@ -12,12 +12,12 @@ client live, gaps and duplicates counted per client (seqs must be
 consecutive), chatd's peak resident memory (VmHWM of the new process), and
 with --relogin K, K clients log in again (argon2) before reconnecting.
 
-With --target gevent or websockets the same storm runs against a reference
-peer (bench/peers: no accounts, so no --relogin; they replay a room's
-messages after `since` like chatd).
+With --target chatd,websockets,gevent the same storm runs against chatd and
+then each reference peer, one table for all (bench/peers: no accounts, so
+no --relogin; they replay a room's messages after `since` like chatd).
 
     bench/.venv/bin/python bench/storm.py --clients 2000 --rooms 20          # small
-    bench/.venv/bin/python bench/storm.py --clients 2000 --rooms 20 --target websockets
+    bench/.venv/bin/python bench/storm.py --clients 2000 --rooms 20 --target chatd,websockets,gevent
     bench/.venv/bin/python bench/storm.py --clients 20000 --rooms 200 --relogin 2000
 """
 import argparse
@@ -205,14 +205,14 @@ def fmt(v, spec=".1f"):
 
 
 def print_table(rows, args):
-    print(f"\nreconnect storm on {args.target}: {args.clients} clients, {args.rooms} rooms, "
+    print(f"\nreconnect storm: {args.clients} clients, {args.rooms} rooms, "
           f"{args.rate:g} msg/s per room, relogin {args.relogin}; "
           f"{os.cpu_count()} cpus, {platform.python_version()}, server on core {args.server_core}")
-    print(f"{'mode':<5} {'stop s':>6} {'start s':>7} {'live s':>7} {'after up':>8} {'all live':>8} "
+    print(f"{'target':<10} {'mode':<5} {'stop s':>6} {'start s':>7} {'live s':>7} {'after up':>8} {'all live':>8} "
           f"{'gaps':>5} {'dups':>5} {'replayed+live':>13} {'peak RSS MiB':>12} "
           f"{'logins':>6} {'login p50/p99 ms':>17} {'server CPU s':>12} {'listen drops':>12}")
     for r in rows:
-        print(f"{r['mode']:<5} {r['stop_s']:>6.2f} {r['start_s']:>7.2f} {fmt(r['live_s'], '.2f'):>7} "
+        print(f"{r['target']:<10} {r['mode']:<5} {r['stop_s']:>6.2f} {r['start_s']:>7.2f} {fmt(r['live_s'], '.2f'):>7} "
               f"{fmt(r['live_after_up_s'], '.2f'):>8} {'yes' if r['all_live'] else 'NO ' + str(r['not_live']):>8} "
               f"{r['gaps']:>5} {r['dups']:>5} {r['received']:>13} {r['peak_rss_mib']:>12.0f} "
               f"{r['logins']:>6} {fmt(r['login_p50_ms'], '.0f') + '/' + fmt(r['login_p99_ms'], '.0f'):>17} "
@@ -236,18 +236,32 @@ def main():
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--server-core", type=int, default=0)
     ap.add_argument("--client-core", type=int, default=1)
-    ap.add_argument("--target", default="chatd", choices=("chatd", "gevent", "websockets"),
-                    help="the server: chatd or a reference peer (bench/peers, resuming with since)")
+    ap.add_argument("--target", default="chatd",
+                    help="the servers, one after the other, comma-separated: chatd, gevent, "
+                    "websockets (the reference peers of bench/peers, resuming with since)")
     ap.add_argument("--profile", help="py-spy raw profiles: the stopping chatd to PATH.MODE.stop, "
                     "the restarted one to PATH.MODE")
     ap.add_argument("--run-id", default=str(int(time.time()) % 1000000))
     args = ap.parse_args()
-    if args.target == "chatd" and not chatd_available():
+    targets = args.target.split(",")
+    if set(targets) - {"chatd", "gevent", "websockets"}:
+        ap.error("--target: chatd, gevent or websockets, comma-separated")
+    if "chatd" in targets and not chatd_available():
         print(f"chatd is not importable from {CHATD_PY}: skipped")
         return 1
-    if args.target != "chatd" and args.relogin:
-        ap.error("the peers have no logins: --relogin is for chatd")
+    if targets != ["chatd"] and args.relogin:
+        ap.error("the peers have no logins: --relogin is for chatd alone")
     swarm.raise_nofile(args.clients * 2)
+    rows = []
+    for target in targets:
+        args.target = target
+        rows += [dict(row, target=target) for row in run_target(args)]
+    print_table(rows, args)
+    return 0
+
+
+def run_target(args):
+    """args.target's storms: its server and clients set up, each mode in turn; the rows."""
     env = {"CHATD_SERVER_MAX_CONNECTIONS": str(args.clients + 10000),
            "CHATD_LOG_LEVEL": "warning",
            # the load comes from eight loopback addresses: no cap of 256 each
@@ -267,14 +281,14 @@ def main():
                 if not pipe.poll(args.timeout * 5):
                     raise RuntimeError("workers did not connect")
                 pipe.recv()
-            print(f"{args.clients} clients connected and joined in {time.monotonic() - t0:.1f} s",
-                  file=sys.stderr, flush=True)
+            print(f"{args.target}: {args.clients} clients connected and joined in "
+                  f"{time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
             rows = []
             for mode in args.modes.split(","):
                 time.sleep(args.warm)
                 rows.append(storm(mode, state, workers, args))
-                print(rows[-1], file=sys.stderr, flush=True)
-            print_table(rows, args)
+                print(args.target, rows[-1], file=sys.stderr, flush=True)
+            return rows
         finally:
             swarm.stop_workers(workers)
             state["proc"].send_signal(signal.SIGTERM)
@@ -282,7 +296,6 @@ def main():
                 state["proc"].wait(20)
             except subprocess.TimeoutExpired:
                 state["proc"].kill()
-    return 0
 
 
 if __name__ == "__main__":
