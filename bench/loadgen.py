@@ -13,6 +13,14 @@ received per second during the measured window, the fraction of expected
 deliveries (tagged messages x members) that arrived, and p50/p99 latency from
 send to receipt, counting a missing delivery as infinitely late.
 
+`--arrival` also records when each delivery reached the member's socket:
+the kernel's receive timestamp (SO_TIMESTAMPNS, taken as the server's send
+put the bytes in the socket) rather than when this one process got round to
+reading it. With thousands of members on one load-generator core, reading
+them takes as long as the server's sends, and the read time measures the
+load generator as much as the server; real members each read on their own
+machine. Both figures are reported.
+
 Capacity = the highest delivered/s of a step with >= 98% delivered and
 p99 <= 100 ms.
 
@@ -33,6 +41,8 @@ import json
 import os
 import re
 import select
+import socket
+import struct
 import sys
 import time
 import urllib.parse
@@ -55,6 +65,11 @@ MIN_FRACTION, MAX_P99_MS = 0.98, 100.0
 
 def now_us():
     return time.monotonic_ns() // 1000
+
+
+SO_TIMESTAMPNS = 35   # Linux (asm-generic); the socket module does not name it
+TIMESPEC = struct.Struct("qq")
+ANC_SPACE = socket.CMSG_SPACE(TIMESPEC.size)
 
 
 def cpu_ticks(pid="self"):
@@ -190,11 +205,15 @@ class Loop:
     """epoll over all connections; sends what is due, counts what arrives."""
 
     def __init__(self, conns, senders, members, message_bytes, read_pause=0.0, mix=0.0,
-                 anchors=None):
+                 anchors=None, arrival=False):
         self.ep = select.epoll()
         self.by_fd = {}
+        self.arrival = arrival
+        self.arrivals = {}       # tag -> latencies in us to the kernel's receive timestamp
         for c in conns:
             c.sock.setblocking(False)
+            if arrival:
+                c.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             self.by_fd[c.sock.fileno()] = c
             self.ep.register(c.sock.fileno(), select.EPOLLIN)
         anchors = anchors or [None] * len(senders)
@@ -306,8 +325,12 @@ class Loop:
         events = self.ep.poll(timeout, 1024)
         if not events:
             return
-        latencies = self.latencies
+        latencies, arrivals = self.latencies, self.arrivals
         buf, view = self.rbuf, self.rview
+        # The kernel stamps arrivals on the wall clock, markers are monotonic:
+        # the offset between them, taken per wake-up, carries one to the other.
+        wall_offset = time.time_ns() // 1000 - now_us() if self.arrival else 0
+        arrived = None
         for fd, _ in events:
             conn = self.by_fd[fd]
             # recv_into one reused buffer: sock.recv(256 KiB) would allocate
@@ -316,7 +339,11 @@ class Loop:
             if kept:
                 buf[:kept] = conn.buf
             try:
-                n = conn.sock.recv_into(view[kept:])
+                if self.arrival:
+                    n, anc, _, _ = conn.sock.recvmsg_into([view[kept:]], ANC_SPACE)
+                    arrived = arrival_us(anc, wall_offset)
+                else:
+                    n = conn.sock.recv_into(view[kept:])
             except (BlockingIOError, InterruptedError):
                 continue
             except OSError:
@@ -345,6 +372,18 @@ class Loop:
                     lst = latencies.get(tag)
                     if lst is not None:   # None: the step is already closed, too late
                         lst.append(now - int(sent))
+                        if arrived is not None:
+                            arrivals[tag].append(arrived - int(sent))
+
+    def open_tag(self, tag):
+        self.latencies[tag] = []
+        if self.arrival:
+            self.arrivals[tag] = []
+
+    def close_tag(self, tag):
+        """The tag's latencies (read, arrival), sorted; arrival None without --arrival."""
+        arrivals = self.arrivals.pop(tag, None)
+        return sorted(self.latencies.pop(tag)), None if arrivals is None else sorted(arrivals)
 
     def on_control(self, conn, control):
         for opcode, payload in control:
@@ -385,7 +424,7 @@ def run_step(loop, rate, step_no, args):
     t = now_us()
     loop.tag = b"0"
     loop.run_until(t + args.warmup * 1e6)
-    loop.latencies[tag] = []
+    loop.open_tag(tag)
     sent0, recv0, t0 = loop.sent, loop.received, now_us()
     reads0, kinds0, errors0 = loop.reads, dict(loop.sent_kinds), loop.errors
     acked0 = dict(loop.acked)
@@ -399,7 +438,7 @@ def run_step(loop, rate, step_no, args):
     acked = {k: v - acked0[k] for k, v in loop.acked.items()}
     loop.tag = b"0"
     loop.run_until(t1 + args.tail * 1e6)
-    lat = sorted(loop.latencies.pop(tag))
+    lat, arr = loop.close_tag(tag)
     expected = sent * loop.members
     secs = (t1 - t0) / 1e6
     me_cpu, me_others = loop.me.between(me0, me1)
@@ -412,6 +451,9 @@ def run_step(loop, rate, step_no, args):
         "fraction": len(lat) / expected if expected else 0.0,
         "p50_ms": percentile(lat, expected, 0.50),
         "p99_ms": percentile(lat, expected, 0.99),
+        # --arrival: the same deliveries timed to the kernel's receive timestamp
+        "arrival_p50_ms": percentile(arr, expected, 0.50) if arr is not None else None,
+        "arrival_p99_ms": percentile(arr, expected, 0.99) if arr is not None else None,
         "frames_per_read": recv / reads if reads else 0.0,
         "loadgen_cpu": me_cpu,
         "loadgen_core_others": me_others,
@@ -423,6 +465,16 @@ def run_step(loop, rate, step_no, args):
         "acked_per_s": {k: v / secs for k, v in acked.items()},
         "errors": loop.errors - errors0,
     }
+
+
+def arrival_us(ancillary, wall_offset):
+    """The kernel's receive timestamp of what recvmsg read, on the monotonic clock
+    (of the last segment read: a read of several frames stamps them all late)."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+            sec, nsec = TIMESPEC.unpack(data)
+            return sec * 1000000 + nsec // 1000 - wall_offset
+    return None
 
 
 def percentile(sorted_us, expected, q):
@@ -534,6 +586,9 @@ def main(argv=None):
     ap.add_argument("--mix", type=float, default=0.0,
                     help="chatd: this share of actions edit or react to the sender's anchor "
                          "message instead of sending one (issue 13's mixed workload: 0.2)")
+    ap.add_argument("--arrival", action="store_true",
+                    help="also time each delivery to the kernel's receive timestamp "
+                         "(arrival at the member's socket), not only to when it was read")
     ap.add_argument("--json", help="write the steps and the capacity to this file")
     args = ap.parse_args(argv)
     if args.mix and args.target != "chatd":
@@ -547,7 +602,7 @@ def main(argv=None):
     anchors = [send_anchor(c, f"anchor-{args.run_id}-{n}") for n, c in enumerate(senders)
                ] if args.mix else None
     loop = Loop(conns, senders, args.members, args.message_bytes, args.read_pause_ms / 1000,
-                args.mix, anchors)
+                args.mix, anchors, args.arrival)
     loop.me, loop.server = Usage(), Usage(args.server_pid or "self")
     print_header()
     steps, failures, step_no = [], 0, 0

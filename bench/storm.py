@@ -15,6 +15,11 @@ with --relogin K, K clients log in again (argon2) before reconnecting.
 With --target chatd,websockets,gevent the same storm runs against chatd and
 then each reference peer, one table for all (bench/peers: no accounts, so
 no --relogin; they replay a room's messages after `since` like chatd).
+Target chatd-socket is chatd started as systemd starts it from chatd.socket:
+this script holds the listening socket (listen queue 65535, capped by
+net.core.somaxconn) and passes it to each chatd process, so it stays open
+across the restart and clients that reconnect meanwhile wait in its queue
+instead of being refused.
 
     bench/.venv/bin/python bench/storm.py --clients 2000 --rooms 20          # small
     bench/.venv/bin/python bench/storm.py --clients 2000 --rooms 20 --target chatd,websockets,gevent
@@ -47,27 +52,63 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_chatd(port, db, log_path, core, env, target="chatd"):
-    """chatd (or a reference peer) on `port` and database `db`, pinned to `core`."""
+# systemd's hand-over of a listening socket (sd_listen_fds): descriptor 3,
+# LISTEN_PID naming the process exec'd (the same pid), LISTEN_FDS=1.
+ACTIVATE = ("import os, sys; os.dup2(int(sys.argv[1]), 3); "
+            "os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid())); "
+            "os.execv(sys.argv[2], sys.argv[2:])")
+
+
+def is_chatd(target):
+    return target in ("chatd", "chatd-socket")
+
+
+def held_listener(port):
+    """The listening socket systemd's chatd.socket would hold, on `port`."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(65535)
+    return sock
+
+
+def start_chatd(port, db, log_path, core, env, target="chatd", listener=None):
+    """chatd (or a reference peer) on `port` and database `db`, pinned to `core`;
+    with `listener`, chatd serves that socket (target chatd-socket)."""
     log = open(log_path, "a")
-    if target == "chatd":
+    passed = ()
+    if is_chatd(target):
         argv = [CHATD_PY, "-m", "chatd", "--port", str(port), "--database", "sqlite:///" + db]
+        if listener is not None:
+            passed = (listener.fileno(),)
+            argv = [CHATD_PY, "-c", ACTIVATE, str(passed[0])] + argv
     else:
         argv = [python_for_bench(), os.path.join(BENCH, "peers", f"{target}_peer.py"),
                 "--port", str(port), "--database", db]
     proc = subprocess.Popen(["taskset", "-c", str(core)] + argv,
                             stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-                            env={**os.environ, **CHATD_ENV, **env})
+                            env={**os.environ, **CHATD_ENV, **env}, pass_fds=passed)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return proc
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.02)
+        if proc.poll() is not None:
+            break
+        if answers(port, probe=is_chatd(target)):
+            return proc
+        time.sleep(0.02)
     raise RuntimeError("chatd did not start; see " + log_path)
+
+
+def answers(port, probe):
+    """Whether the server on `port` is up: chatd answers /healthz (a held socket
+    accepts connections before any process serves it); a peer accepts."""
+    try:
+        if probe:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                return r.status == 200
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def status(pid, key):
@@ -81,7 +122,7 @@ def status(pid, key):
 def setup(base, args):
     users = max(1, args.clients // args.per_user)
     names = [f"st{args.run_id}_{k}" for k in range(users)]
-    if getattr(args, "target", "chatd") != "chatd":  # the peers have no accounts
+    if not is_chatd(getattr(args, "target", "chatd")):  # the peers have no accounts
         return names, ["-"] * users, [f"storm-{args.run_id}-{r}" for r in range(args.rooms)]
     with ThreadPoolExecutor(4) as pool:
         tokens = list(pool.map(lambda n: login_user(base, n, PASSWORD), names))
@@ -126,10 +167,9 @@ def storm(mode, state, workers, args):
         stopping.wait(30)  # py-spy ends with the process it watched
     t_down = swarm.now_us()
     proc = state["proc"] = start_chatd(state["port"], state["db"], state["log"], args.server_core,
-                                       state["env"], args.target)
+                                       state["env"], args.target, state["listener"])
     t_up = swarm.now_us()
     spy = pyspy.start(proc.pid, "%s.%s" % (args.profile, mode)) if args.profile else None
-    cpu_up = cpu_seconds(proc.pid)
     deadline = time.monotonic() + args.timeout
     while True:
         time.sleep(0.5)
@@ -138,7 +178,7 @@ def storm(mode, state, workers, args):
             break
         if time.monotonic() > deadline:
             break
-    cpu_storm = cpu_seconds(proc.pid) - cpu_up
+    cpu_storm = cpu_seconds(proc.pid)  # a new process: all it used since it started
     if spy is not None:
         pyspy.stop(spy)
     last_live = max((r["live_last_us"] or 0) for r in reps)
@@ -208,11 +248,11 @@ def print_table(rows, args):
     print(f"\nreconnect storm: {args.clients} clients, {args.rooms} rooms, "
           f"{args.rate:g} msg/s per room, relogin {args.relogin}; "
           f"{os.cpu_count()} cpus, {platform.python_version()}, server on core {args.server_core}")
-    print(f"{'target':<10} {'mode':<5} {'stop s':>6} {'start s':>7} {'live s':>7} {'after up':>8} {'all live':>8} "
+    print(f"{'target':<12} {'mode':<5} {'stop s':>6} {'start s':>7} {'live s':>7} {'after up':>8} {'all live':>8} "
           f"{'gaps':>5} {'dups':>5} {'replayed+live':>13} {'peak RSS MiB':>12} "
           f"{'logins':>6} {'login p50/p99 ms':>17} {'server CPU s':>12} {'listen drops':>12}")
     for r in rows:
-        print(f"{r['target']:<10} {r['mode']:<5} {r['stop_s']:>6.2f} {r['start_s']:>7.2f} {fmt(r['live_s'], '.2f'):>7} "
+        print(f"{r['target']:<12} {r['mode']:<5} {r['stop_s']:>6.2f} {r['start_s']:>7.2f} {fmt(r['live_s'], '.2f'):>7} "
               f"{fmt(r['live_after_up_s'], '.2f'):>8} {'yes' if r['all_live'] else 'NO ' + str(r['not_live']):>8} "
               f"{r['gaps']:>5} {r['dups']:>5} {r['received']:>13} {r['peak_rss_mib']:>12.0f} "
               f"{r['logins']:>6} {fmt(r['login_p50_ms'], '.0f') + '/' + fmt(r['login_p99_ms'], '.0f'):>17} "
@@ -237,19 +277,21 @@ def main():
     ap.add_argument("--server-core", type=int, default=0)
     ap.add_argument("--client-core", type=int, default=1)
     ap.add_argument("--target", default="chatd",
-                    help="the servers, one after the other, comma-separated: chatd, gevent, "
-                    "websockets (the reference peers of bench/peers, resuming with since)")
+                    help="the servers, one after the other, comma-separated: chatd, chatd-socket "
+                    "(chatd on a listening socket held across the restart, as chatd.socket "
+                    "does), gevent, websockets (the reference peers of bench/peers, resuming "
+                    "with since)")
     ap.add_argument("--profile", help="py-spy raw profiles: the stopping chatd to PATH.MODE.stop, "
                     "the restarted one to PATH.MODE")
     ap.add_argument("--run-id", default=str(int(time.time()) % 1000000))
     args = ap.parse_args()
     targets = args.target.split(",")
-    if set(targets) - {"chatd", "gevent", "websockets"}:
-        ap.error("--target: chatd, gevent or websockets, comma-separated")
-    if "chatd" in targets and not chatd_available():
+    if set(targets) - {"chatd", "chatd-socket", "gevent", "websockets"}:
+        ap.error("--target: chatd, chatd-socket, gevent or websockets, comma-separated")
+    if any(map(is_chatd, targets)) and not chatd_available():
         print(f"chatd is not importable from {CHATD_PY}: skipped")
         return 1
-    if targets != ["chatd"] and args.relogin:
+    if not all(map(is_chatd, targets)) and args.relogin:
         ap.error("the peers have no logins: --relogin is for chatd alone")
     swarm.raise_nofile(args.clients * 2)
     rows = []
@@ -267,10 +309,12 @@ def run_target(args):
            # the load comes from eight loopback addresses: no cap of 256 each
            "CHATD_SERVER_MAX_CONNECTIONS_PER_ADDRESS": "0"}
     with tempfile.TemporaryDirectory(prefix="bench-storm-") as tmp:
-        state = {"port": free_port(), "db": os.path.join(tmp, "storm.db"),
-                 "log": os.path.join(tmp, "chatd.log"), "env": env}
+        port = free_port()
+        state = {"port": port, "db": os.path.join(tmp, "storm.db"),
+                 "log": os.path.join(tmp, "chatd.log"), "env": env,
+                 "listener": held_listener(port) if args.target == "chatd-socket" else None}
         state["proc"] = start_chatd(state["port"], state["db"], state["log"], args.server_core, env,
-                                    args.target)
+                                    args.target, state["listener"])
         workers = []
         try:
             names, tokens, rooms = setup(f"http://127.0.0.1:{state['port']}", args)
@@ -296,6 +340,8 @@ def run_target(args):
                 state["proc"].wait(20)
             except subprocess.TimeoutExpired:
                 state["proc"].kill()
+            if state["listener"] is not None:
+                state["listener"].close()
 
 
 if __name__ == "__main__":

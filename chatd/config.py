@@ -44,7 +44,8 @@ def _choice(*allowed):
 
 # (section, key, default as written in config.ini, parser, comment)
 SETTINGS = [
-    ("server", "host", "127.0.0.1", str, "address to listen on"),
+    ("server", "host", "127.0.0.1", str,
+     "address to listen on (not used when systemd passes the socket: chatd.socket)"),
     ("server", "port", "8080", int, "TCP port to listen on; 0 takes a free port"),
     ("server", "allowed_origins", "", _list,
      "WebSocket origins allowed: comma-separated list, * for any, empty for same origin only"),
@@ -54,7 +55,8 @@ SETTINGS = [
      "concurrent connections (HTTP and WebSocket) served at once"),
     ("server", "listen_backlog", "65535", int,
      "connections the kernel queues before chatd accepts them (capped by "
-     "net.core.somaxconn, 4096 by default): room for a reconnect storm"),
+     "net.core.somaxconn, 4096 by default): room for a reconnect storm; "
+     "with chatd.socket, its Backlog= instead"),
     ("server", "max_connections_per_address", "256", int,
      "concurrent connections from one socket peer address; peers in trusted_proxies "
      "are not capped (0: no cap)"),

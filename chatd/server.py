@@ -22,7 +22,7 @@ import gevent.event  # noqa: E402
 
 import peewee as pw  # noqa: E402
 
-from . import __version__, auth, brokers, config, errors, fdlimit, http_api, logs, logsafe, ops, ws, wscodec, wsproto  # noqa: E402,E501
+from . import __version__, auth, brokers, config, errors, fdlimit, http_api, logs, logsafe, ops, systemd, ws, wscodec, wsproto  # noqa: E402,E501
 from .storage import migrations, models  # noqa: E402
 from .storage.commit import GroupCommit  # noqa: E402
 from .hub import Hub  # noqa: E402
@@ -173,26 +173,29 @@ def peer_limit(settings, metrics):
 
 
 def serve(settings):
+    inherited = systemd.inherited_listener()  # socket activation: chatd.socket listens for us
     service = build_service(settings)
     app = http_api.RequestLog(http_api.build(service), settings.server.trusted_proxies,
                               service.metrics.http_request)
     fdlimit.raise_nofile(log)  # after the database opened: a failure there is one line
     server = wsproto.ChatServer(
-        (settings.server.host, settings.server.port), app,
+        inherited or (settings.server.host, settings.server.port), app,
         ws_app=lambda handler: ws.serve(service, handler),
         ws_gate=ws_gate(settings, service.metrics),
         peer_limit=peer_limit(settings, service.metrics),
         header_timeout=settings.server.header_timeout,
         max_connections=settings.server.max_connections,
-        backlog=settings.server.listen_backlog)
+        # systemd's socket has the listen queue its unit asked for (Backlog=)
+        backlog=None if inherited else settings.server.listen_backlog)
     fdlimit.AcceptGuard(server, service.metrics.registry, log)
     server.start()
     tune_gc()
     host, port = server.address[:2]
     # Scripts and tests wait for this line: it is logged whatever [log] level says.
-    log.log(max(logging.INFO, log.getEffectiveLevel()), "listening on http://%s:%d",
-            host if ":" not in host else "[%s]" % host, port)
-    notify_systemd("READY=1")
+    log.log(max(logging.INFO, log.getEffectiveLevel()), "listening on http://%s:%d%s",
+            host if ":" not in host else "[%s]" % host, port,
+            " (socket from systemd)" if inherited else "")
+    systemd.notify("READY=1")
     gevent.spawn(watch_control_events, service)
     ws.Sweeper(service.sessions, settings)
     stopping = gevent.event.Event()
@@ -218,7 +221,7 @@ def tune_gc():
 def shutdown(server, service, settings):
     """Stop accepting, close sockets with 1001, let writes finish, then go."""
     log.info("shutting down")
-    notify_systemd("STOPPING=1")
+    systemd.notify("STOPPING=1")
     deadline = time.monotonic() + settings.server.shutdown_timeout
     server.close()
     server.close_idle()
@@ -236,22 +239,6 @@ def shutdown(server, service, settings):
     service.chat.writer.close()
     models.close()
     log.info("stopped")
-
-
-def notify_systemd(state):
-    """sd_notify without libsystemd: one datagram to $NOTIFY_SOCKET."""
-    import os
-    import socket
-    path = os.environ.get("NOTIFY_SOCKET")
-    if not path:
-        return
-    if path.startswith("@"):
-        path = "\0" + path[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.sendto(state.encode(), path)
-        except OSError as exc:
-            log.warning("cannot notify systemd: %s", exc)
 
 
 def main(argv=None):

@@ -22,10 +22,23 @@ ROOMY = {"CHATD_AUTH_REGISTRATIONS_PER_HOUR": "1000000", "CHATD_LIMITS_ROOMS_PER
 QUICK_STOP = {"CHATD_SERVER_SHUTDOWN_TIMEOUT": "1"}
 
 
-class Chatd:
-    """One chatd process on a free port, its stderr collected."""
+# systemd's socket activation, done as systemd does it: the listening socket
+# becomes descriptor 3 and LISTEN_PID names the process exec'd (same pid).
+ACTIVATE = ("import os, sys; os.dup2(int(sys.argv[1]), 3); "
+            "os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid())); "
+            "os.execv(sys.argv[2], sys.argv[2:])")
 
-    def __init__(self, database, broker=None, env=None, port=0, args=()):
+
+class Chatd:
+    """One chatd process on a free port, its stderr collected.
+
+    With `listener` (a listening socket of the test's), chatd is started the
+    way systemd starts it from chatd.socket: that socket handed over as
+    descriptor 3, kept open by the test across restarts.
+    """
+
+    def __init__(self, database, broker=None, env=None, port=0, args=(), listener=None):
+        self.listener = listener
         self.database = database
         self.broker = broker
         self.env = {**os.environ, **ROOMY, **QUICK_STOP, **(env or {})}
@@ -40,10 +53,14 @@ class Chatd:
                "--database", self.database] + self.args
         if self.broker:
             cmd += ["--broker", self.broker]
+        passed = ()
+        if self.listener is not None:
+            passed = (self.listener.fileno(),)
+            cmd = [sys.executable, "-c", ACTIVATE, str(passed[0])] + cmd
         self.lines = []
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True, errors="replace")
+                                     text=True, errors="replace", pass_fds=passed)
         found = threading.Event()
         threading.Thread(target=self._collect, args=(found,), daemon=True).start()
         if not found.wait(timeout) or self.url is None:
@@ -197,8 +214,8 @@ class Client:
 class Socket:
     """websocket-client with JSON helpers and deadlines instead of sleeps."""
 
-    def __init__(self, url, **options):
-        self.ws = websocket.create_connection(url, timeout=10, **options)
+    def __init__(self, url, timeout=10, **options):
+        self.ws = websocket.create_connection(url, timeout=timeout, **options)
 
     def send(self, **event):
         self.ws.send(json.dumps(event))

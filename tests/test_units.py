@@ -13,11 +13,15 @@ UNITS = [os.path.join(ROOT, "packaging", "chatd.service"),
          os.path.join(ROOT, "deploy", "chatd@.service")]
 
 
-def service(path):
+def unit_file(path):
     parser = configparser.ConfigParser(strict=False, interpolation=None)
-    parser.optionxform = str
+    parser.optionxform = str  # systemd keys are case-sensitive
     parser.read(path)
-    return parser["Service"]
+    return parser
+
+
+def service(path):
+    return unit_file(path)["Service"]
 
 
 @pytest.mark.parametrize("path", UNITS, ids=os.path.basename)
@@ -44,3 +48,22 @@ def test_a_database_url_in_the_config_file_is_the_one_used(tmp_path):
         proc.terminate()
         proc.wait(15)
     assert (tmp_path / "in-the-file.db").exists()
+
+
+SOCKETS = {os.path.join(ROOT, "packaging", "chatd.service"):
+           (os.path.join(ROOT, "packaging", "chatd.socket"), "chatd.socket", "127.0.0.1:8080"),
+           os.path.join(ROOT, "deploy", "chatd@.service"):
+           (os.path.join(ROOT, "deploy", "chatd@.socket"), "chatd@%i.socket", "127.0.0.1:%i")}
+
+
+@pytest.mark.parametrize("path", UNITS, ids=os.path.basename)
+def test_the_service_starts_with_its_socket_on_the_default_address(path):
+    """Socket activation: the service requires its socket unit, which listens where
+    chatd would (config.ini's default 127.0.0.1:8080; the instance's port) with a
+    listen queue for a whole restart's clients."""
+    socket_path, name, address = SOCKETS[path]
+    unit = unit_file(path)["Unit"]
+    assert name in unit["Requires"].split() and name in unit["After"].split()
+    listen = unit_file(socket_path)["Socket"]
+    assert listen["ListenStream"] == address
+    assert int(listen["Backlog"]) >= 4096
