@@ -75,6 +75,7 @@ def held_listener(port):
 def start_chatd(port, db, log_path, core, env, target="chatd", listener=None):
     """chatd (or a reference peer) on `port` and database `db`, pinned to `core`;
     with `listener`, chatd serves that socket (target chatd-socket)."""
+    listening = log_lines(log_path, "listening on")
     log = open(log_path, "a")
     passed = ()
     if is_chatd(target):
@@ -92,19 +93,25 @@ def start_chatd(port, db, log_path, core, env, target="chatd", listener=None):
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             break
-        if answers(port, probe=is_chatd(target)):
+        if (log_lines(log_path, "listening on") > listening if is_chatd(target)
+                else accepts(port)):
             return proc
         time.sleep(0.02)
     raise RuntimeError("chatd did not start; see " + log_path)
 
 
-def answers(port, probe):
-    """Whether the server on `port` is up: chatd answers /healthz (a held socket
-    accepts connections before any process serves it); a peer accepts."""
+def log_lines(path, text):
+    """How many lines of the log name `text`: chatd says `listening on` once it serves
+    (on a held socket, connections are accepted before any process serves them)."""
     try:
-        if probe:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                return r.status == 200
+        with open(path, errors="replace") as f:
+            return sum(text in line for line in f)
+    except FileNotFoundError:
+        return 0
+
+
+def accepts(port):
+    try:
         with socket.create_connection(("127.0.0.1", port), timeout=1):
             return True
     except OSError:
@@ -250,17 +257,18 @@ def print_table(rows, args):
           f"{os.cpu_count()} cpus, {platform.python_version()}, server on core {args.server_core}")
     print(f"{'target':<12} {'mode':<5} {'stop s':>6} {'start s':>7} {'live s':>7} {'after up':>8} {'all live':>8} "
           f"{'gaps':>5} {'dups':>5} {'replayed+live':>13} {'peak RSS MiB':>12} "
-          f"{'logins':>6} {'login p50/p99 ms':>17} {'server CPU s':>12} {'listen drops':>12}")
+          f"{'logins':>6} {'login p50/p99 ms':>17} {'server CPU s':>12} {'listen drops':>12} {'connect errors':>14}")
     for r in rows:
         print(f"{r['target']:<12} {r['mode']:<5} {r['stop_s']:>6.2f} {r['start_s']:>7.2f} {fmt(r['live_s'], '.2f'):>7} "
               f"{fmt(r['live_after_up_s'], '.2f'):>8} {'yes' if r['all_live'] else 'NO ' + str(r['not_live']):>8} "
               f"{r['gaps']:>5} {r['dups']:>5} {r['received']:>13} {r['peak_rss_mib']:>12.0f} "
               f"{r['logins']:>6} {fmt(r['login_p50_ms'], '.0f') + '/' + fmt(r['login_p99_ms'], '.0f'):>17} "
-              f"{r['cpu_s']:>12.1f} {r['listen_drops']:>12}")
+              f"{r['cpu_s']:>12.1f} {r['listen_drops']:>12} {r['connect_errors']:>14}")
     print("(live s: from the signal to the last client live again with every message; "
           "gaps/dups: summed over clients, seqs checked one by one; server CPU s: "
           "what the new process used from its start until all were live; listen drops: connection "
-          "attempts the kernel dropped at a full listen queue, retried by the client 1, 3, 7 s later)")
+          "attempts the kernel dropped at a full listen queue, retried by the client 1, 3, 7 s later; "
+          "connect errors: attempts refused or failed, after each of which the client backed off)")
 
 
 def main():

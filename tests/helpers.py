@@ -23,10 +23,11 @@ QUICK_STOP = {"CHATD_SERVER_SHUTDOWN_TIMEOUT": "1"}
 
 
 # systemd's socket activation, done as systemd does it: the listening socket
-# becomes descriptor 3 and LISTEN_PID names the process exec'd (same pid).
+# (argv[1]) becomes descriptor 3, LISTEN_FDS says how many (argv[2]) and
+# LISTEN_PID names the process exec'd (the same pid): ACTIVATE FD COUNT ARGV...
 ACTIVATE = ("import os, sys; os.dup2(int(sys.argv[1]), 3); "
-            "os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid())); "
-            "os.execv(sys.argv[2], sys.argv[2:])")
+            "os.environ.update(LISTEN_FDS=sys.argv[2], LISTEN_PID=str(os.getpid())); "
+            "os.execv(sys.argv[3], sys.argv[3:])")
 
 
 class Chatd:
@@ -56,7 +57,7 @@ class Chatd:
         passed = ()
         if self.listener is not None:
             passed = (self.listener.fileno(),)
-            cmd = [sys.executable, "-c", ACTIVATE, str(passed[0])] + cmd
+            cmd = [sys.executable, "-c", ACTIVATE, str(passed[0]), "1"] + cmd
         self.lines = []
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

@@ -9,7 +9,7 @@ import threading
 import requests
 
 from chatd import fdlimit
-from helpers import ROOT, Chatd, Client, Socket, wait_for
+from helpers import ACTIVATE, ROOT, Chatd, Client, Socket, wait_for
 from test_startup import one_error
 
 
@@ -87,11 +87,8 @@ def test_a_restart_refuses_no_one_and_a_client_connecting_meanwhile_is_served(tm
 
 def start_activated(fd, count, tmp_path):
     """chatd with descriptor `fd` as 3 and LISTEN_FDS=count, as systemd would: (code, lines)."""
-    wrapper = ("import os, sys; os.dup2(int(sys.argv[1]), 3); "
-               "os.environ.update(LISTEN_FDS=sys.argv[2], LISTEN_PID=str(os.getpid())); "
-               "os.execv(sys.argv[3], sys.argv[3:])")
     result = subprocess.run(
-        [sys.executable, "-c", wrapper, str(fd), count, sys.executable, "-m", "chatd",
+        [sys.executable, "-c", ACTIVATE, str(fd), count, sys.executable, "-m", "chatd",
          "--port", "0", "--database", "sqlite:///%s" % (tmp_path / "bad.db")],
         cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
         pass_fds=(fd,))
