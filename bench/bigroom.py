@@ -48,7 +48,9 @@ def run_target(target, tmpdir, args):
                         "--members", str(args.members), "--senders", "1",
                         "--users", str(max(1, args.members // args.per_user)),
                         "--rates", args.rates, "--server-pid", str(proc.pid), "--json", out,
-                        "--measure", str(args.measure), "--retries", "1", "--quiet-timeout", "10", "--arrival"],
+                        "--measure", str(args.measure), "--retries", "1", "--quiet-timeout", "10", "--arrival",
+                        # every rate runs: the delivered figure is wanted past the latency bar
+                        "--stop-after", "0"],
                        check=True)
         with open(out) as f:
             return json.load(f)
@@ -80,20 +82,24 @@ def main():
           f"Python {platform.python_version()}; server on core 0, load generator on core 1")
     print(f"{'':<11} {'arrived, 1 msg/s':>17} {'read, 1 msg/s':>17}")
     print(f"{'target':<11} {'p50':>8} {'p99':>8} {'p50':>8} {'p99':>8} {'max msgs/s':>10} "
-          f"{'deliveries/s':>12} {'others':>7}")
+          f"{'deliveries/s':>12} {'delivered msgs/s':>16} {'its p99':>8} {'others':>7}")
     for target, r in results.items():
         first = r["steps"][0]
-        ok = [s for s in r["steps"] if s["fraction"] >= 0.98 and s["arrival_p99_ms"] is not None
-              and s["arrival_p99_ms"] <= 100]
+        delivered = [s for s in r["steps"] if s["fraction"] >= 0.98]
+        ok = [s for s in delivered if s["arrival_p99_ms"] is not None and s["arrival_p99_ms"] <= 100]
         best = max(ok, key=lambda s: s["sent_per_s"]) if ok else None
+        most = max(delivered, key=lambda s: s["sent_per_s"]) if delivered else None
         others = max(max(s["server_core_others"] or 0, s["loadgen_core_others"]) for s in r["steps"])
         cells = " ".join(f"{ms(first[k]):>8}" for k in ("arrival_p50_ms", "arrival_p99_ms",
                                                           "p50_ms", "p99_ms"))
         print(f"{target:<11} {cells} {(best['sent_per_s'] if best else 0):>10.1f} "
-              f"{(best['delivered_per_s'] if best else 0):>12.0f} {others * 100:>6.0f}%")
+              f"{(best['delivered_per_s'] if best else 0):>12.0f} "
+              f"{(most['sent_per_s'] if most else 0):>16.1f} "
+              f"{ms(most['arrival_p99_ms'] if most else None):>8} {others * 100:>6.0f}%")
     print("(ms from send to arrival at the member's socket and to this load generator's read; "
           "max msgs/s: highest rate with >= 98% delivered and arrival p99 <= 100 ms; "
-          "others: share of a pinned core other processes took)")
+          "delivered msgs/s: highest rate with >= 98% delivered, whatever the latency, and "
+          "its arrival p99; others: share of a pinned core other processes took)")
     return 0
 
 
