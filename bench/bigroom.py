@@ -25,6 +25,7 @@ import platform
 import sys
 import tempfile
 
+from loadgen import MAX_P99_MS, MIN_FRACTION
 from run_fanout import (BENCH, python_for_bench, server_command, start_server, stop_server)
 from swarm import raise_nofile
 
@@ -85,8 +86,9 @@ def main():
           f"{'deliveries/s':>12} {'delivered msgs/s':>16} {'its p99':>8} {'others':>7}")
     for target, r in results.items():
         first = r["steps"][0]
-        delivered = [s for s in r["steps"] if s["fraction"] >= 0.98]
-        ok = [s for s in delivered if s["arrival_p99_ms"] is not None and s["arrival_p99_ms"] <= 100]
+        delivered = [s for s in r["steps"] if s["fraction"] >= MIN_FRACTION]
+        ok = [s for s in delivered
+              if s["arrival_p99_ms"] is not None and s["arrival_p99_ms"] <= MAX_P99_MS]
         best = max(ok, key=lambda s: s["sent_per_s"]) if ok else None
         most = max(delivered, key=lambda s: s["sent_per_s"]) if delivered else None
         others = max(max(s["server_core_others"] or 0, s["loadgen_core_others"]) for s in r["steps"])

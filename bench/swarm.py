@@ -8,8 +8,9 @@ of Python state per client). Clients bind to source addresses 127.0.0.2 ...
 A client connects with its token, joins its room (with `since` = the last
 seq it saw, after a reconnect), answers pings, and per room checks that seqs
 arrive consecutively (a gap or a duplicate is counted). When its connection
-drops it reconnects with the web client's backoff: exponential from 0.5 s
-with full jitter, capped at 10 s. A sender client also sends --rate messages
+drops it reconnects with the web client's backoff (chatd/web/js/socket.js):
+a delay drawn from 0 to a base of 0.5 s doubling per failed attempt up to
+10 s (full jitter), back to 0.5 s once a connection is upgraded. A sender client also sends --rate messages
 a second whose text carries its send time; a client is "live" again after a
 drop when it receives a message sent after it noticed the drop: in-order
 delivery means the replay is then complete.
@@ -29,7 +30,7 @@ import urllib.parse
 from wsclient import OP_CLOSE, OP_PING, OP_PONG, mask_frame
 
 SOURCES = ["127.0.0.%d" % i for i in range(2, 10)]
-BACKOFF_START, BACKOFF_CAP = 0.5, 10.0
+BACKOFF_START, BACKOFF_CAP = 0.5, 10.0   # as the web client's
 
 
 def now_us():
@@ -68,8 +69,9 @@ class Client(asyncio.Protocol):
                 await asyncio.sleep(self.backoff())
 
     def backoff(self):
+        base = min(BACKOFF_CAP, BACKOFF_START * 2 ** self.attempt)
         self.attempt += 1
-        return random.uniform(0, min(BACKOFF_CAP, BACKOFF_START * 2 ** (self.attempt - 1)))
+        return random.uniform(0, base)
 
     def connection_made(self, transport):
         self.transport, self.buf, self.state = transport, b"", "handshake"

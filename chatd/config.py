@@ -46,7 +46,8 @@ def _choice(*allowed):
 SETTINGS = [
     ("server", "host", "127.0.0.1", str,
      "address to listen on (not used when systemd passes the socket: chatd.socket)"),
-    ("server", "port", "8080", int, "TCP port to listen on; 0 takes a free port"),
+    ("server", "port", "8080", int,
+     "TCP port to listen on; 0 takes a free port (not used when systemd passes the socket)"),
     ("server", "allowed_origins", "", _list,
      "WebSocket origins allowed: comma-separated list, * for any, empty for same origin only"),
     ("server", "trusted_proxies", "", _list,

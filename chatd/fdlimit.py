@@ -18,7 +18,7 @@ Before accept() the kernel queues connections, and drops attempts past a
 full queue (clients retry them 1 s, 3 s, 7 s later). chatd cannot answer a
 client it has not accepted; it shows the queue instead, when scraped:
 `chatd_listen_queue` (waiting now) and `chatd_listen_queue_size` (what the
-kernel granted of `[server] listen_backlog`).
+kernel granted of `[server] listen_backlog`, or of the socket unit's Backlog=).
 """
 import errno
 import logging
@@ -95,7 +95,8 @@ class AcceptGuard:
         Gauge("chatd_listen_queue", "Connections the kernel holds ready that chatd has not "
               "accepted yet.", registry=registry).set_function(lambda: self._queue()[0])
         Gauge("chatd_listen_queue_size", "The listen queue's size as the kernel granted it: "
-              "[server] listen_backlog, capped by net.core.somaxconn.",
+              "[server] listen_backlog (or the systemd socket's Backlog=), capped by "
+              "net.core.somaxconn.",
               registry=registry).set_function(lambda: self._queue()[1])
         self._warned = {}
         self._reserve = _open_reserve()

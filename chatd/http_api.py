@@ -133,6 +133,9 @@ def in_networks(address, nets):
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
+    # A dual-stack IPv6 listener (systemd's ListenStream=8080, say) reports IPv4
+    # peers as ::ffff:a.b.c.d: the proxy at 127.0.0.1 is still 127.0.0.1.
+    ip = getattr(ip, "ipv4_mapped", None) or ip
     return any(ip in net for net in nets)
 
 

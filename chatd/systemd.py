@@ -40,9 +40,10 @@ def listen_fds(environ, pid):
     owner, count = environ.get("LISTEN_PID"), environ.get("LISTEN_FDS")
     if count is None or _number(owner) != pid:
         return 0
-    if not 1 <= (_number(count) or 0) <= 1024:
+    number = _number(count)
+    if number is None or number > 1024:
         raise ValueError("LISTEN_FDS=%r from systemd is not a count of sockets" % count[:40])
-    return int(count)
+    return number
 
 
 def _number(text):
@@ -74,5 +75,6 @@ def inherited_listener():
         sock.detach()  # not ours to close
         raise ValueError("the socket systemd passed is not a listening TCP socket "
                          "(chatd.socket needs ListenStream=ADDRESS:PORT)")
+    sock.set_inheritable(False)  # as sd_listen_fds leaves it: not for what chatd runs
     sock.setblocking(False)
     return sock
