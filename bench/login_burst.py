@@ -108,7 +108,7 @@ class Phase:
 
     def __init__(self, loop, tag, server_pid, pids_by_core):
         self.loop, self.tag, self.server_pid = loop, tag, server_pid
-        loop.latencies[tag] = []
+        loop.open_tag(tag)
         self.sent0, self.t0 = loop.sent, time.monotonic()
         self.hub0, self.cpu0 = runnable_wait(server_pid), process_cpu(server_pid)
         self.watch = CoreWatch(pids_by_core)
@@ -126,7 +126,7 @@ class Phase:
 
     def collect(self):
         """After the tail: latencies of this phase's messages, over expected deliveries."""
-        lat = sorted(self.loop.latencies.pop(self.tag))
+        lat, _ = self.loop.close_tag(self.tag)
         expected = self.figures["sent"] * self.loop.members
         self.figures.update({
             "deliveries": len(lat), "expected": expected,
