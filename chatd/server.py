@@ -175,6 +175,7 @@ def peer_limit(settings, metrics):
 def serve(settings):
     inherited = systemd.inherited_listener()  # socket activation: chatd.socket listens for us
     service = build_service(settings)
+    service.sweeper = ws.Sweeper(settings)  # before the first connection can arrive
     app = http_api.RequestLog(http_api.build(service), settings.server.trusted_proxies,
                               service.metrics.http_request)
     fdlimit.raise_nofile(log)  # after the database opened: a failure there is one line
@@ -197,7 +198,6 @@ def serve(settings):
             " (socket from systemd)" if inherited else "")
     systemd.notify("READY=1")
     gevent.spawn(watch_control_events, service)
-    ws.Sweeper(service.sessions, settings)
     stopping = gevent.event.Event()
     gevent.signal_handler(signal.SIGTERM, stopping.set)
     gevent.signal_handler(signal.SIGINT, stopping.set)

@@ -14,6 +14,7 @@ import gevent
 
 from . import errors, validate, wscodec, wsproto
 from .auth import token_hash
+from .deadlines import Deadlines
 from .errors import ChatError, NotJoined
 from .hub import encode
 from .keys import room_key
@@ -65,6 +66,10 @@ class Session:
 
     def error(self, exc, ref=None):
         self.send(exc.as_event(ref))
+
+    def closing(self):
+        """Our close frame is queued: look at the connection when the peer's answer is due."""
+        self.service.sweeper.reschedule(self)
 
     def end(self, code, reason, error=None):
         """Close from the server side, telling the client why first."""
@@ -297,6 +302,7 @@ def serve(service, handler):
     conn.last_ping = conn.created - random.uniform(0, limits.ping_interval)
     session = Session(service, conn)
     service.sessions.add(session)
+    service.sweeper.watch(session)
     started = time.monotonic()
     try:
         session.run(token)
@@ -304,6 +310,7 @@ def serve(service, handler):
         service.sessions.discard(session)
         session.drop()
         conn.finish()
+        service.sweeper.forget(session)
         service.metrics.closed(conn.close_sent, conn.peer_close_code)
         log.info("%s GET /chat 101 user=%s %.1fs sent=%s peer=%s", secrets.token_hex(6),
                  session.username, time.monotonic() - started, conn.close_sent,
@@ -339,26 +346,58 @@ def origin_allowed(environ, allowed):
 
 
 class Sweeper:
-    """One greenlet for every connection's deadlines: auth, ping, idle."""
+    """One greenlet for every connection's deadlines: auth, ping, silence, an
+    unanswered close.
 
-    def __init__(self, sessions, settings):
-        self.sessions = sessions
-        self.settings = settings.websocket
-        self._greenlet = gevent.spawn(self._run)
+    Each connection waits in a Deadlines wheel for its next deadline and is
+    looked at then, not every tick; a deadline that moved later meanwhile
+    (the peer was heard from) is found then and the connection put back.
+    """
 
     # Connections checked between yields: a sweep of 10,000 took the loop for
     # milliseconds, and a message stored meanwhile waited for all of it.
     BATCH = 256
 
+    def __init__(self, settings):
+        self.settings = settings.websocket
+        self.deadlines = Deadlines(min(1.0, self.settings.auth_timeout / 2), time.monotonic())
+        self._greenlet = gevent.spawn(self._run)
+
+    def watch(self, session):
+        """Keep a new connection's deadlines; a close we send is looked at when it is due."""
+        session.conn.on_closing = session.closing
+        self.reschedule(session)
+
+    def forget(self, session):
+        self.deadlines.forget(session)
+        session.conn.on_closing = None  # the session and its connection point at each other
+
+    def reschedule(self, session):
+        """Put the connection at its next deadline."""
+        conn, limits = session.conn, self.settings
+        if conn.closing:
+            due = conn.last_seen + limits.write_timeout
+        else:
+            due = min(conn.last_seen + limits.idle_timeout,
+                      max(conn.last_ping, conn.last_seen) + limits.ping_interval)
+            if session.user is None:
+                due = min(due, conn.created + limits.auth_timeout)
+        self.deadlines.schedule(session, due)
+
     def _run(self):
         while True:
-            gevent.sleep(min(1.0, self.settings.auth_timeout / 2))
+            # to the start of the next tick: what is due then waits no longer
+            gevent.sleep(max(0.0, self.deadlines.next_tick - time.monotonic()))
             now = time.monotonic()
-            for done, session in enumerate(tuple(self.sessions), 1):
+            for done, session in enumerate(self.deadlines.due(now), 1):
+                if session.conn.closed:
+                    continue  # it ended while this sweep yielded: gone for good
                 try:
                     self._check(session, now)
+                    self.reschedule(session)
                 except Exception:  # the sweeper must outlive any one connection
                     log.exception("checking a connection's deadlines failed")
+                    self.deadlines.schedule(session, now + self.settings.ping_interval)
                 if done % self.BATCH == 0:
                     gevent.sleep(0)
 

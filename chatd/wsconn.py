@@ -140,7 +140,7 @@ class Connection:
 
     __slots__ = ("sock", "raw", "reader", "flusher", "max_queue", "write_timeout", "_out",
                  "_dirty", "_writer", "closing", "closed", "last_seen", "created",
-                 "peer_close_code", "close_sent", "last_ping", "__weakref__")
+                 "peer_close_code", "close_sent", "last_ping", "on_closing", "__weakref__")
 
     def __init__(self, sock, pending, flusher, max_bytes, max_fragments, max_queue,
                  write_timeout):
@@ -158,6 +158,7 @@ class Connection:
         self.created = self.last_seen = self.last_ping = time.monotonic()
         self.peer_close_code = None
         self.close_sent = None  # the code of our close frame, for metrics
+        self.on_closing = None  # called once our close frame is queued (ws.Sweeper's deadline)
 
     # -- writing --------------------------------------------------------------
     def send(self, frame):
@@ -178,11 +179,16 @@ class Connection:
         if self.closing:
             return
         self._out.append(close_frame(code, reason))
+        self._closing(code)
+
+    def _closing(self, code):
         self.closing = True
         self.close_sent = code
         if not self._dirty and self._writer is None:
             self._dirty = True
             self.flusher.mark(self)
+        if self.on_closing is not None:
+            self.on_closing()
 
     def abort(self):
         """Drop the TCP connection now; the reader wakes with EOF and cleans up."""
@@ -212,11 +218,7 @@ class Connection:
         # within the write deadline, the writer aborts the socket.
         self._out.clear()
         self._out.append(close_frame(CLOSE_TRY_LATER, "too slow to read"))
-        self.closing = True
-        self.close_sent = CLOSE_TRY_LATER
-        if self._writer is None and not self._dirty:
-            self._dirty = True
-            self.flusher.mark(self)
+        self._closing(CLOSE_TRY_LATER)
 
     def _take(self):
         data = self._out[0] if len(self._out) == 1 else b"".join(self._out)

@@ -302,6 +302,32 @@ def test_server_pings_and_drops_a_silent_peer(tmp_path):
         chatd.stop()
 
 
+def test_a_peer_that_never_answers_our_close_is_dropped_after_write_timeout(tmp_path):
+    # Authentication's, the pings' and the silence's deadlines are far off:
+    # only the close's own (write_timeout after the peer was last heard from)
+    # can drop the peer in time.
+    chatd = Chatd("sqlite:///%s" % (tmp_path / "c.db"),
+                  env={"CHATD_WEBSOCKET_AUTH_TIMEOUT": "600", "CHATD_WEBSOCKET_PING_INTERVAL": "3600",
+                       "CHATD_WEBSOCKET_IDLE_TIMEOUT": "7200",
+                       "CHATD_WEBSOCKET_WRITE_TIMEOUT": "1"}).start()
+    try:
+        owner, leaver = Client(chatd), Client(chatd)
+        room = owner.create_room()
+        assert leaver.post("/api/join-room", {"roomId": room}).status_code == 200
+        silent = RawSocket(chatd, leaver.token)
+        silent.send_event(action="join", roomId=room)
+        silent.expect("joined")
+        assert online(owner, room)[leaver.username]
+        assert leaver.post("/api/logout").json() == {"status": "success"}
+        code, events = silent.until_close()
+        assert code == 1008 and [e["code"] for e in events if e["action"] == "error"] == ["unauthorized"]
+        # The peer never answers the close: the server drops it, and it is offline.
+        assert wait_for(lambda: not online(owner, room)[leaver.username], 15,
+                        "the silent peer to be dropped")
+    finally:
+        chatd.stop()
+
+
 # -- slow readers ------------------------------------------------------------------
 
 SLOW = {"CHATD_WEBSOCKET_SEND_QUEUE": "50", "CHATD_WEBSOCKET_WRITE_TIMEOUT": "2",
