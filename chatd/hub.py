@@ -75,6 +75,10 @@ class Hub:
         self.rooms = {}
         self.users = collections.defaultdict(set)  # user key -> authenticated sessions here
         self.stats = stats
+        # Set at shutdown, once every local connection was sent its close: the
+        # presence events of their ends go to the other processes alone (19,000
+        # user-left fanned out to closing sockets were 8% of a stop's CPU).
+        self.stopping = False
 
     # -- messages -------------------------------------------------------------
     def message_stored(self, row):
@@ -157,7 +161,8 @@ class Hub:
 
     # -- other room events (not stored, not sequenced) ------------------------
     def broadcast(self, room_pk, event, exclude_user=None):
-        self._local(room_pk, encode(event), exclude_user)
+        if not self.stopping:
+            self._local(room_pk, encode(event), exclude_user)
         self.broker.publish({"kind": "room", "room": room_pk, "event": event,
                              "exclude": exclude_user})
 

@@ -227,6 +227,7 @@ def shutdown(server, service, settings):
     server.close_idle()
     for session in tuple(service.sessions):
         session.conn.close(wscodec.CLOSE_GOING_AWAY, "server shutting down")
+    service.hub.stopping = True
     # Peers answer the close at once; one that does not (or does not read)
     # must not hold the exit past the timeout: drop it after a grace.
     grace_end = time.monotonic() + min(CLOSE_GRACE, settings.server.shutdown_timeout / 2)
