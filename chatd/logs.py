@@ -57,10 +57,7 @@ class JsonFormatter(logging.Formatter):
                  "logger": record.name, "message": record.getMessage()}
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        if record.stack_info:
-            entry["stack"] = self.formatStack(record.stack_info)
         return json.dumps(entry, ensure_ascii=False)
-
 
 
 def configure(level, form):

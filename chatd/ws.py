@@ -67,8 +67,9 @@ class Session:
     def error(self, exc, ref=None):
         self.send(exc.as_event(ref))
 
-    def closing(self):
-        """Our close frame is queued: look at the connection when the peer's answer is due."""
+    def close_queued(self):
+        """Our close frame is queued: the peer is dropped if it was not heard from
+        within write_timeout (the sweeper looks when that comes)."""
         self.service.sweeper.reschedule(self)
 
     def end(self, code, reason, error=None):
@@ -303,14 +304,16 @@ def serve(service, handler):
     session = Session(service, conn)
     service.sessions.add(session)
     service.sweeper.watch(session)
+    if service.hub.stopping:  # upgraded after shutdown sent everyone else its 1001
+        conn.close(wscodec.CLOSE_GOING_AWAY, "server shutting down")
     started = time.monotonic()
     try:
         session.run(token)
     finally:
+        service.sweeper.forget(session)  # first: what follows may yield or raise
         service.sessions.discard(session)
         session.drop()
         conn.finish()
-        service.sweeper.forget(session)
         service.metrics.closed(conn.close_sent, conn.peer_close_code)
         log.info("%s GET /chat 101 user=%s %.1fs sent=%s peer=%s", secrets.token_hex(6),
                  session.username, time.monotonic() - started, conn.close_sent,
@@ -364,8 +367,8 @@ class Sweeper:
         self._greenlet = gevent.spawn(self._run)
 
     def watch(self, session):
-        """Keep a new connection's deadlines; a close we send is looked at when it is due."""
-        session.conn.on_closing = session.closing
+        """Keep a new connection's deadlines, a close we queue included."""
+        session.conn.on_closing = session.close_queued
         self.reschedule(session)
 
     def forget(self, session):
@@ -390,8 +393,8 @@ class Sweeper:
             gevent.sleep(max(0.0, self.deadlines.next_tick - time.monotonic()))
             now = time.monotonic()
             for done, session in enumerate(self.deadlines.due(now), 1):
-                if session.conn.closed:
-                    continue  # it ended while this sweep yielded: gone for good
+                if session.conn.on_closing is None:
+                    continue  # forgotten (it ended) while this sweep yielded
                 try:
                     self._check(session, now)
                     self.reschedule(session)
