@@ -14,7 +14,6 @@ that drift on the machine falls on both.
 """
 import argparse
 import asyncio
-import base64
 import json
 import os
 import signal
@@ -29,7 +28,8 @@ import run_compare
 import run_fanout
 from machine import process_cpu
 from run_fanout import CHATD_ENV, CHATD_PY, REPO
-from wsclient import OP_CLOSE, connect, create_room, join, login_user, mask_frame, read_until, text_frame
+from wsclient import (OP_CLOSE, chat_path, connect, create_room, join, login_user, mask_frame,
+                      read_until, text_frame, upgrade_request)
 
 PASSWORD = "reconnect-cost-password"
 
@@ -41,7 +41,7 @@ def setup(base, users, rooms, messages):
     host, port = urllib.parse.urlsplit(base).netloc.split(":")
     last = {}
     for room in room_ids:
-        conn = connect(host, int(port), "/chat?token=" + urllib.parse.quote(tokens[0]))
+        conn = connect(host, int(port), chat_path(tokens[0]))
         join(conn, room)
         for i in range(messages):
             conn.sock.sendall(text_frame({"action": "send-message", "roomId": room,
@@ -56,10 +56,7 @@ def setup(base, users, rooms, messages):
 async def reconnect(host, port, token, room, since, expect):
     """One client's return: upgrade, join with since, read `expect` replayed messages, hang up."""
     reader, writer = await asyncio.open_connection(host, port)
-    key = base64.b64encode(os.urandom(16)).decode()
-    writer.write(("GET /chat?token=%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
-                  "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13"
-                  "\r\n\r\n" % (urllib.parse.quote(token), host, port, key)).encode())
+    writer.write(upgrade_request(host, port, chat_path(token)))
     head = await reader.readuntil(b"\r\n\r\n")
     if not head.startswith(b"HTTP/1.1 101"):
         raise ConnectionError(head.split(b"\r\n")[0].decode(errors="replace"))

@@ -18,16 +18,13 @@ delivery means the replay is then complete.
 The coordinator talks to workers over a pipe: "report" -> a dict of counters.
 """
 import asyncio
-import base64
 import json
-import os
 import random
 import socket
 import struct
 import time
-import urllib.parse
 
-from wsclient import OP_CLOSE, OP_PING, OP_PONG, mask_frame
+from wsclient import OP_CLOSE, OP_PING, OP_PONG, chat_path, mask_frame, upgrade_request
 
 SOURCES = ["127.0.0.%d" % i for i in range(2, 10)]
 BACKOFF_START, BACKOFF_CAP = 0.5, 10.0   # as the web client's
@@ -75,11 +72,7 @@ class Client(asyncio.Protocol):
 
     def connection_made(self, transport):
         self.transport, self.buf, self.state = transport, b"", "handshake"
-        key = base64.b64encode(os.urandom(16)).decode()
-        path = "/chat?token=" + urllib.parse.quote(self.token)
-        transport.write((f"GET {path} HTTP/1.1\r\nHost: {self.w.host}:{self.w.port}\r\n"
-                         f"Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        transport.write(upgrade_request(self.w.host, self.w.port, chat_path(self.token)))
 
     def connection_lost(self, exc):
         was = self.state

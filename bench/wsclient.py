@@ -93,13 +93,18 @@ class Conn:
         self.sock, self.buf, self.room, self.out, self.closed = sock, buf, room, b"", False
 
 
+def upgrade_request(host, port, path):
+    """The opening handshake's request, with a key of its own."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: 13\r\n\r\n").encode()
+
+
 def connect(host, port, path="/chat", timeout=10.0):
     """Open a socket and do the opening handshake; returns a blocking Conn."""
     sock = socket.create_connection((host, port), timeout=timeout)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                  f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    sock.sendall(upgrade_request(host, port, path))
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(4096)

@@ -29,9 +29,6 @@ class Deadlines:
     def __len__(self):
         return len(self._where)
 
-    def __contains__(self, item):
-        return item in self._where
-
     @property
     def next_tick(self):
         """When the next tick starts: the earliest time due() can hand anything out."""

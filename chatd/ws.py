@@ -377,15 +377,22 @@ class Sweeper:
 
     def reschedule(self, session):
         """Put the connection at its next deadline."""
-        conn, limits = session.conn, self.settings
-        if conn.closing:
-            due = conn.last_seen + limits.write_timeout
+        write, auth, idle, ping = self._deadlines(session)
+        if session.conn.closing:
+            due = write
         else:
-            due = min(conn.last_seen + limits.idle_timeout,
-                      max(conn.last_ping, conn.last_seen) + limits.ping_interval)
-            if session.user is None:
-                due = min(due, conn.created + limits.auth_timeout)
+            due = min(idle, ping) if auth is None else min(idle, ping, auth)
         self.deadlines.schedule(session, due)
+
+    def _deadlines(self, session):
+        """(write, auth, idle, ping): when a peer that has not answered our close is
+        dropped, one that has not authenticated (None once it has), one that is
+        silent; when a quiet one is pinged."""
+        conn, limits = session.conn, self.settings
+        return (conn.last_seen + limits.write_timeout,
+                conn.created + limits.auth_timeout if session.user is None else None,
+                conn.last_seen + limits.idle_timeout,
+                max(conn.last_ping, conn.last_seen) + limits.ping_interval)
 
     def _run(self):
         while True:
@@ -406,21 +413,22 @@ class Sweeper:
 
     def _check(self, session, now):
         conn = session.conn
+        write, auth, idle, ping = self._deadlines(session)
         if conn.closing:
-            if now - conn.last_seen > self.settings.write_timeout:
+            if now > write:
                 conn.abort()  # sent close long ago and the peer never answered
             return
-        if session.user is None and now - conn.created > self.settings.auth_timeout:
+        if auth is not None and now > auth:
             session.end(wscodec.CLOSE_POLICY, "unauthorized",
                         errors.Unauthorized("Authentication timed out."))
-        elif now - conn.last_seen > self.settings.idle_timeout:
+        elif now > idle:
             if conn.unfinished:
                 # Begun and never finished, pinging or not (pings in the middle
                 # of a message do not count as life): the peer learns why.
                 conn.close(wscodec.CLOSE_POLICY, "message not finished")
             else:
                 conn.abort()
-        elif now - max(conn.last_ping, conn.last_seen) >= self.settings.ping_interval:
+        elif now >= ping:
             # Only a quiet peer is pinged, each on its own schedule (see serve):
             # pinging everyone at once made a burst that every message waited behind.
             conn.last_ping = now
