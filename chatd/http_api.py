@@ -113,6 +113,11 @@ def bearer_token(request):
     return header[7:].strip()
 
 
+def path_id(text):
+    """A message id in the URL path, as the integer the JSON actions carry (ops checks its range)."""
+    return validate.integer(text, "id", text=True)
+
+
 def networks(items):
     return [ipaddress.ip_network(item, strict=False) for item in items]
 
@@ -235,12 +240,12 @@ def build(service):
     def history(room_id):
         me = user()
         query = request.query
-        limit = validate.integer(query.get("limit", "50"), "limit", 1, 500)
+        limit = validate.integer(query.get("limit", "50"), "limit", 1, 500, text=True)
         before = query.get("before")
         after = query.get("after")
         return chat.history(me, room_id, limit,
-                            validate.integer(before, "before") if before is not None else None,
-                            validate.integer(after, "after") if after is not None else None)
+                            validate.integer(before, "before", text=True) if before is not None else None,
+                            validate.integer(after, "after", text=True) if after is not None else None)
 
     @app.get("/api/rooms/<room_id>/members")
     @api
@@ -281,24 +286,24 @@ def build(service):
     @api
     def edit_message(room_id, message_id):
         me, data = user(), body()
-        return chat.edit_message(me, room_id, message_id, data.get("message"))
+        return chat.edit_message(me, room_id, path_id(message_id), data.get("message"))
 
     @app.delete("/api/rooms/<room_id>/messages/<message_id>")
     @api
     def delete_message(room_id, message_id):
-        chat.delete_message(user(), room_id, message_id)
+        chat.delete_message(user(), room_id, path_id(message_id))
         return {"status": "success"}
 
     @app.put("/api/rooms/<room_id>/messages/<message_id>/reactions/<emoji>")
     @api
     def react(room_id, message_id, emoji):
-        chat.react(user(), room_id, message_id, emoji)
+        chat.react(user(), room_id, path_id(message_id), emoji)
         return {"status": "success"}
 
     @app.delete("/api/rooms/<room_id>/messages/<message_id>/reactions/<emoji>")
     @api
     def unreact(room_id, message_id, emoji):
-        chat.unreact(user(), room_id, message_id, emoji)
+        chat.unreact(user(), room_id, path_id(message_id), emoji)
         return {"status": "success"}
 
     @app.get("/api/rooms/<room_id>/events")
@@ -307,9 +312,9 @@ def build(service):
         """The log after `after`; with `wait`, held (a greenlet, no database
         connection) until there is an event or the wait is over."""
         me, query = user(), request.query
-        after = validate.integer(query.get("after", "0"), "after", 0)
-        limit = validate.integer(query.get("limit", "100"), "limit", 1, 500)
-        wait = validate.integer(query.get("wait", "0"), "wait", 0, 30)
+        after = validate.integer(query.get("after", "0"), "after", 0, text=True)
+        limit = validate.integer(query.get("limit", "100"), "limit", 1, 500, text=True)
+        wait = validate.integer(query.get("wait", "0"), "wait", 0, 30, text=True)
         room_pk, page = chat.room_events(me, room_id, after, limit)
         if page["events"] or not wait:
             return page

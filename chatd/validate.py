@@ -111,11 +111,14 @@ def client_msg_id(value, field="clientMsgId"):
 MAX_INTEGER = 10 ** 18 - 1  # what a query string may spell; fits every database's BIGINT
 
 
-def integer(value, field, low=-MAX_INTEGER, high=MAX_INTEGER):
-    """A query-string or JSON integer within bounds."""
+def integer(value, field, low=-MAX_INTEGER, high=MAX_INTEGER, text=False):
+    """A JSON integer within bounds; with text, a URL's (query or path) digits.
+
+    A JSON string of digits is the wrong type, as any other: "5" is not 5.
+    """
     if isinstance(value, bool):
         raise BadRequest("Field '%s' must be an integer." % field)
-    if isinstance(value, str):
+    if text and isinstance(value, str):
         if not re.fullmatch(r"-?[0-9]{1,18}", value):
             raise BadRequest("Parameter '%s' must be an integer." % field)
         value = int(value)

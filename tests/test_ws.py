@@ -82,6 +82,7 @@ def test_recoverable_errors_keep_the_connection(server, client):
         ('{"action": "join", "roomId": 5}', "bad_request"),
         ('{"action": "join", "roomId": "%s", "username": "%s"}' % (room, bob.username), "forbidden"),
         ('{"action": "join", "roomId": "%s", "since": "x"}' % room, "bad_request"),
+        ('{"action": "join", "roomId": "%s", "since": "0"}' % room, "bad_request"),  # a string
         ('{"action": "join", "roomId": "%s", "since": -1}' % room, "bad_request"),
         ('{"action": "join", "roomId": "%s", "since": %d}' % (room, 10 ** 30), "bad_request"),
     ]

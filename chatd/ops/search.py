@@ -18,7 +18,8 @@ def search(chat, user, q, room_id=None, limit=None, cursor=None):
     message stored before the search (the writer indexes what waits first).
     """
     query = searchquery.parse(q)
-    limit = DEFAULT_LIMIT if limit is None else validate.integer(limit, "limit", 1, MAX_LIMIT)
+    limit = DEFAULT_LIMIT if limit is None else validate.integer(limit, "limit", 1, MAX_LIMIT,
+                                                                 text=True)
     before = searchquery.decode_cursor(cursor) if cursor is not None else None
     if chat.writer is not None:
         chat.writer.catch_up_now()

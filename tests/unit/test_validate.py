@@ -84,8 +84,14 @@ INTEGERS = [
 
 
 @pytest.mark.parametrize("value, bounds, expected", INTEGERS)
-def test_integers(value, bounds, expected):
-    check(lambda: validate.integer(value, "limit", *bounds), value, expected)
+def test_integers_in_a_url(value, bounds, expected):
+    check(lambda: validate.integer(value, "limit", *bounds, text=True), value, expected)
+
+
+@pytest.mark.parametrize("value", ["5", "0", ""])
+def test_a_json_string_of_digits_is_not_an_integer(value):
+    with pytest.raises(BadRequest, match="'since' must be an integer"):
+        validate.integer(value, "since", 0)
 
 
 JSON = [
